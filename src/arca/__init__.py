@@ -1,0 +1,3 @@
+"""arca: an OCI artifact registry."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,177 @@
+"""The storage driver contract: a dozen async methods on paths and bytes.
+
+Modelled on distribution's StorageDriver. A driver knows nothing of digests,
+manifests or repositories; `arca.storage.layout` builds every path it is given.
+
+Paths are `/`-separated, relative, without empty, `.` or `..` components (see
+`check_path`). Every driver must pass the shared suite in tests/storage/.
+
+Guarantees every driver gives:
+- `put` is atomic: a reader sees the old object, the new one, or nothing; never a part.
+- `put(..., if_absent=True)` creates only when nothing is at the path, atomically
+  across processes and replicas, else raises `AlreadyExists`.
+- `open_read` streams in large chunks (>= 1 MiB where the backend allows).
+- `list` yields the names of direct children in lexical (code point) order.
+- `FileWriter` survives its process: `writer(path, append=True)` from another driver
+  instance on the same backend resumes with `size` equal to what was closed.
+
+Only the exceptions below leave a driver; each driver maps its backend's errors to
+them in one place.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+CHUNK_SIZE = 1 << 20
+"""Read and write granularity: large enough that per-chunk overhead is noise."""
+
+
+class StorageError(Exception):
+    """Base for everything a driver raises."""
+
+
+class PathNotFound(StorageError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"path not found: {path}")
+        self.path = path
+
+
+class InvalidPath(StorageError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"invalid path: {path!r}")
+        self.path = path
+
+
+class InvalidOffset(StorageError):
+    def __init__(self, path: str, offset: int) -> None:
+        super().__init__(f"invalid offset {offset} for {path}")
+        self.path = path
+        self.offset = offset
+
+
+class AlreadyExists(StorageError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"already exists: {path}")
+        self.path = path
+
+
+class BackendUnavailable(StorageError):
+    """The backend cannot be reached or refuses our credentials."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    path: str
+    size: int
+    modified: float
+    """Seconds since the epoch of the last write."""
+
+
+def check_path(path: str) -> str:
+    """Refuse anything that could escape the storage root or alias another path."""
+    if not path or path.startswith("/") or path.endswith("/") or "\\" in path or "\0" in path:
+        raise InvalidPath(path)
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidPath(path)
+    return path
+
+
+class FileWriter(abc.ABC):
+    """An append-only object under construction (an upload session's data).
+
+    Bytes written become durable at `close()` (resumable by a later
+    `writer(path, append=True)`) and readable as a whole object at `commit()`.
+    """
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Bytes in the object so far, including this writer's writes."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Persist what was written so far; the writer cannot be used afterwards."""
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """Finish the object: after this it is readable with `get`/`open_read`."""
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Discard the object and everything written to it."""
+
+
+class Driver(abc.ABC):
+    """The contract every storage backend implements."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    async def get(self, path: str) -> bytes:
+        """The whole object; for small objects (links, state, metadata)."""
+
+    @abc.abstractmethod
+    async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
+        """Write the whole object atomically (see module docstring for `if_absent`)."""
+
+    @abc.abstractmethod
+    def open_read(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream `length` bytes (all to the end if None) from `offset`.
+
+        Raises PathNotFound, or InvalidOffset when `offset` is past the end, on the
+        first iteration at the latest.
+        """
+
+    @abc.abstractmethod
+    async def stat(self, path: str) -> ObjectInfo:
+        """Size and modification time of an object; PathNotFound for a prefix."""
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self.stat(path)
+        except PathNotFound:
+            return False
+        return True
+
+    @abc.abstractmethod
+    def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
+        """Names of the direct children of `prefix`, sorted, after `start_after`.
+
+        A prefix with nothing under it yields nothing (no error): on object stores
+        an empty "directory" does not exist.
+        """
+
+    @abc.abstractmethod
+    def walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Every object under `prefix`, recursively, in no promised order."""
+
+    @abc.abstractmethod
+    async def delete(self, path: str) -> None:
+        """Delete an object or everything under a prefix; PathNotFound if nothing."""
+
+    @abc.abstractmethod
+    async def move(self, source: str, destination: str) -> None:
+        """Rename an object, replacing `destination`; atomic where the backend allows."""
+
+    @abc.abstractmethod
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        """A writer for `path`: a fresh object, or resume one (PathNotFound if none)."""
+
+    async def url_for(self, path: str, expires: int = 900) -> str | None:
+        """A URL clients can GET the object from directly, or None if unsupported."""
+        return None
+
+    async def check(self) -> None:
+        """Raise BackendUnavailable unless the backend answers (readiness probe)."""
+
+    async def close(self) -> None:
+        """Release connections and files."""
