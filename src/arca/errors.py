@@ -31,7 +31,6 @@ class ErrorCode(enum.Enum):
     TOOMANYREQUESTS = (429, "too many requests")
     # Not in the spec's table but used by registries for the same purpose.
     RANGE_INVALID = (416, "requested range not satisfiable")
-    TAG_INVALID = (400, "manifest tag did not match URI")
     MANIFEST_TOO_LARGE = (413, "manifest too large")
     UNAVAILABLE = (503, "storage unavailable")
 
@@ -133,10 +132,6 @@ class NameUnknown(RegistryError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"repository name not known to registry: {name}", {"name": name})
-
-
-class TagInvalid(RegistryError):
-    code = ErrorCode.TAG_INVALID
 
 
 class SizeInvalid(RegistryError):
