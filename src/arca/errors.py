@@ -32,6 +32,7 @@ class ErrorCode(enum.Enum):
     # Not in the spec's table but used by registries for the same purpose.
     RANGE_INVALID = (416, "requested range not satisfiable")
     MANIFEST_TOO_LARGE = (413, "manifest too large")
+    PAGINATION_NUMBER_INVALID = (400, "invalid number of results requested")
     UNAVAILABLE = (503, "storage unavailable")
 
     def __init__(self, status: int, message: str) -> None:
@@ -156,6 +157,10 @@ class TooManyRequests(RegistryError):
 
 class Unavailable(RegistryError):
     code = ErrorCode.UNAVAILABLE
+
+
+class PaginationNumberInvalid(RegistryError):
+    code = ErrorCode.PAGINATION_NUMBER_INVALID
 
 
 class RangeInvalid(RegistryError):

@@ -1,0 +1,1 @@
+"""Black-box OCI distribution conformance suite: HTTP only, never imports arca."""

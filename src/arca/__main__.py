@@ -1,0 +1,3 @@
+from arca.cli import main
+
+main()

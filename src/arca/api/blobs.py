@@ -1,0 +1,53 @@
+"""end-2 (GET/HEAD a blob) and end-10 (DELETE a blob)."""
+
+from __future__ import annotations
+
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from arca.api import _http
+from arca.registry.blobs import BlobInfo
+
+OCTET_STREAM = "application/octet-stream"
+
+
+def _headers(info: BlobInfo, length: int) -> dict[str, str]:
+    return {
+        "Content-Length": str(length),
+        "Docker-Content-Digest": str(info.digest),
+        "ETag": f'"{info.digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+    }
+
+
+class BlobEndpoint(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        registry = _http.registry(request)
+        info = await registry.blobs.stat(_http.name(request), _http.digest(request.path_params["digest"]))
+        url = await registry.blobs.url_for(info.digest)
+        if url is not None:
+            return RedirectResponse(url, status_code=307, headers={"Docker-Content-Digest": str(info.digest)})
+        window = _http.read_range(request.headers.get("range"), info.size)
+        if window is None:
+            stream = registry.blobs.read(info.digest)
+            return StreamingResponse(stream, headers=_headers(info, info.size), media_type=OCTET_STREAM)
+        offset, length = window
+        headers = _headers(info, length)
+        headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{info.size}"
+        stream = registry.blobs.read(info.digest, offset, length)
+        return StreamingResponse(stream, status_code=206, headers=headers, media_type=OCTET_STREAM)
+
+    async def head(self, request: Request) -> Response:
+        registry = _http.registry(request)
+        info = await registry.blobs.stat(_http.name(request), _http.digest(request.path_params["digest"]))
+        return Response(headers=_headers(info, info.size), media_type=OCTET_STREAM)
+
+    async def delete(self, request: Request) -> Response:
+        registry = _http.registry(request)
+        name = _http.name(request)
+        digest = _http.digest(request.path_params["digest"])
+        await registry.blobs.stat(name, digest)
+        await registry.blobs.unlink(name, digest)
+        return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})

@@ -1,0 +1,83 @@
+"""Errors rendered as the spec's JSON body, and the headers every /v2 answer carries."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from arca.errors import ErrorCode, RegistryError, Unavailable, Unsupported
+from arca.storage.driver import BackendUnavailable, InvalidPath
+
+log = logging.getLogger(__name__)
+
+API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+
+
+def render(error: RegistryError) -> Response:
+    return JSONResponse(error.to_json(), status_code=error.status, headers=error.headers)
+
+
+async def registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return render(exc)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 in the spec's shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        error = Unsupported(f"method {request.method} is not supported on {request.url.path}")
+        return JSONResponse(error.to_json(), status_code=405, headers=exc.headers)
+    body = {"errors": [{"code": "NOT_FOUND", "message": exc.detail or "not found"}]}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def storage_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("storage unavailable", extra={"path": request.url.path, "error": str(exc)})
+    return render(Unavailable(f"storage backend unavailable: {exc}"))
+
+
+async def invalid_path(request: Request, exc: Exception) -> Response:
+    # Only reachable if a value slipped past the name/tag/digest grammar.
+    return JSONResponse(
+        {"errors": [{"code": ErrorCode.NAME_INVALID.name, "message": str(exc)}]},
+        status_code=400,
+    )
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    body = {"errors": [{"code": "UNKNOWN", "message": "internal server error"}]}
+    return JSONResponse(body, status_code=500)
+
+
+EXCEPTION_HANDLERS = {
+    RegistryError: registry_error,
+    HTTPException: http_error,
+    BackendUnavailable: storage_unavailable,
+    InvalidPath: invalid_path,
+    Exception: unexpected,
+}
+
+
+class ApiVersionHeader:
+    """Adds Docker-Distribution-API-Version to every answer (clients probe for it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), API_VERSION]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)

@@ -1,0 +1,168 @@
+"""Blobs: content shared by every repository, visible to one through its link.
+
+A blob's data is written once under `blobs/` (deduplicated across repositories) and
+only after its digest was verified; a repository sees it through a `_layers` link.
+Its `meta` records size and both digests (sha256, blake3) so the CBOR artifact view
+and scrub never have to guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import cbor2
+
+from arca.errors import BlobUnknown, RangeInvalid
+from arca.formats.digest import Digest, new_hasher
+from arca.storage import layout
+from arca.storage.driver import AlreadyExists, Driver, InvalidOffset, PathNotFound
+
+
+@dataclass(frozen=True, slots=True)
+class BlobMeta:
+    digest: Digest
+    size: int
+    sha256: Digest | None
+    blake3: Digest | None
+    created: float
+
+    def encode(self) -> bytes:
+        return bytes(
+            cbor2.dumps(
+                {
+                    "digest": str(self.digest),
+                    "size": self.size,
+                    "sha256": str(self.sha256) if self.sha256 else None,
+                    "blake3": str(self.blake3) if self.blake3 else None,
+                    "created": self.created,
+                },
+                canonical=True,
+            )
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> BlobMeta:
+        raw = cbor2.loads(data)
+        return cls(
+            digest=Digest.parse(raw["digest"]),
+            size=raw["size"],
+            sha256=Digest.parse(raw["sha256"]) if raw.get("sha256") else None,
+            blake3=Digest.parse(raw["blake3"]) if raw.get("blake3") else None,
+            created=raw["created"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    digest: Digest
+    size: int
+
+
+class BlobStore:
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+
+    async def stat(self, name: str, digest: Digest) -> BlobInfo:
+        """The blob as this repository sees it; BLOB_UNKNOWN unless linked and present."""
+        try:
+            await self._driver.stat(layout.layer_link(name, digest))
+            info = await self._driver.stat(layout.blob_data(digest))
+        except PathNotFound:
+            raise BlobUnknown(digest) from None
+        return BlobInfo(digest, info.size)
+
+    async def exists_anywhere(self, digest: Digest) -> bool:
+        return await self._driver.exists(layout.blob_data(digest))
+
+    async def read(
+        self, digest: Digest, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream blob content; the caller has already checked the repository's link."""
+        try:
+            async for chunk in self._driver.open_read(layout.blob_data(digest), offset, length):
+                yield chunk
+        except PathNotFound:
+            raise BlobUnknown(digest) from None
+        except InvalidOffset:
+            raise RangeInvalid(f"offset {offset} is past the end of {digest}") from None
+
+    async def read_all(self, digest: Digest) -> bytes:
+        try:
+            return await self._driver.get(layout.blob_data(digest))
+        except PathNotFound:
+            raise BlobUnknown(digest) from None
+
+    async def url_for(self, digest: Digest) -> str | None:
+        return await self._driver.url_for(layout.blob_data(digest))
+
+    async def link(self, name: str, digest: Digest) -> None:
+        await self._driver.put(layout.layer_link(name, digest), str(digest).encode())
+
+    async def unlink(self, name: str, digest: Digest) -> None:
+        try:
+            await self._driver.delete(layout.layer_link(name, digest))
+        except PathNotFound:
+            raise BlobUnknown(digest) from None
+
+    async def is_linked(self, name: str, digest: Digest) -> bool:
+        return await self._driver.exists(layout.layer_link(name, digest))
+
+    async def put_small(self, data: bytes, digest: Digest) -> None:
+        """Store a small verified blob (a manifest) from memory; a no-op when present."""
+        path = layout.blob_data(digest)
+        if not await self._driver.exists(path):
+            try:
+                await self._driver.put(path, data, if_absent=True)
+            except AlreadyExists:
+                pass
+        sha256 = digest if digest.algorithm == "sha256" else Digest.of(data, "sha256")
+        await self._write_meta_if_absent(
+            BlobMeta(digest, len(data), sha256, Digest.of(data, "blake3"), time.time())
+        )
+
+    async def adopt(self, source: str, meta: BlobMeta) -> None:
+        """Make verified upload data at `source` the blob `meta.digest`.
+
+        Data already present wins (deduplication): identical by digest, and readers
+        may be streaming it. Otherwise a move, atomic on every driver we ship.
+        """
+        target = layout.blob_data(meta.digest)
+        if await self._driver.exists(target):
+            await self._driver.delete(source)
+        else:
+            await self._driver.move(source, target)
+        await self._write_meta_if_absent(meta)
+
+    async def meta(self, digest: Digest) -> BlobMeta:
+        """The blob's metadata, computing what is missing (blake3 after a resumed upload)."""
+        try:
+            meta = BlobMeta.decode(await self._driver.get(layout.blob_meta(digest)))
+        except PathNotFound:
+            size = (await self._driver.stat(layout.blob_data(digest))).size
+            meta = BlobMeta(digest, size, None, None, time.time())
+        if meta.sha256 is None or meta.blake3 is None:
+            meta = await self._complete_meta(meta)
+        return meta
+
+    async def _complete_meta(self, meta: BlobMeta) -> BlobMeta:
+        hashers = [new_hasher("sha256"), new_hasher("blake3")]
+        async for chunk in self.read(meta.digest):
+            await asyncio.to_thread(_update_all, hashers, chunk)
+        sha256, blake3 = (h.digest() for h in hashers)
+        full = BlobMeta(meta.digest, meta.size, sha256, blake3, meta.created)
+        await self._driver.put(layout.blob_meta(meta.digest), full.encode())
+        return full
+
+    async def _write_meta_if_absent(self, meta: BlobMeta) -> None:
+        try:
+            await self._driver.put(layout.blob_meta(meta.digest), meta.encode(), if_absent=True)
+        except AlreadyExists:
+            pass
+
+
+def _update_all(hashers: list[object], chunk: bytes) -> None:
+    for hasher in hashers:
+        hasher.update(chunk)  # type: ignore[attr-defined]

@@ -1,0 +1,216 @@
+"""Manifests: validated on PUT, stored as blobs, linked as revisions, served as received.
+
+A revision link holds a small JSON record (media type, size, subject) so that GET
+needs no parse and DELETE knows which referrer entry to drop. Manifest bytes are
+immutable by digest, so this process caches them; whether a repository still has a
+manifest is always asked of storage (the revision link), never of the cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from arca.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestTooLarge,
+    ManifestUnknown,
+)
+from arca.formats.digest import Digest
+from arca.formats.manifest import Manifest, parse_manifest
+from arca.formats.reference import parse_reference, validate_tag
+from arca.registry.blobs import BlobStore
+from arca.registry.referrers import ReferrerStore
+from arca.registry.tags import TagStore
+from arca.storage import layout
+from arca.storage.driver import Driver, PathNotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    digest: Digest
+    media_type: str
+    size: int
+    subject: Digest | None = None
+
+    def encode(self) -> bytes:
+        record = {"digest": str(self.digest), "mediaType": self.media_type, "size": self.size}
+        if self.subject is not None:
+            record["subject"] = str(self.subject)
+        return json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Revision:
+        record = json.loads(data)
+        subject = record.get("subject")
+        return cls(
+            Digest.parse(record["digest"]),
+            record["mediaType"],
+            record["size"],
+            Digest.parse(subject) if subject else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    revision: Revision
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    digest: Digest
+    subject: Digest | None
+    tags: tuple[str, ...] = field(default=())
+
+
+class _ContentCache:
+    """Manifest bytes by digest, bounded by total size (content is immutable)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._size = 0
+        self._items: OrderedDict[Digest, bytes] = OrderedDict()
+
+    def get(self, digest: Digest) -> bytes | None:
+        data = self._items.get(digest)
+        if data is not None:
+            self._items.move_to_end(digest)
+        return data
+
+    def put(self, digest: Digest, data: bytes) -> None:
+        if digest in self._items or len(data) > self._max:
+            return
+        self._items[digest] = data
+        self._size += len(data)
+        while self._size > self._max:
+            _, evicted = self._items.popitem(last=False)
+            self._size -= len(evicted)
+
+
+class ManifestStore:
+    def __init__(
+        self,
+        driver: Driver,
+        blobs: BlobStore,
+        tags: TagStore,
+        referrers: ReferrerStore,
+        max_bytes: int,
+        cache_bytes: int = 64 << 20,
+    ) -> None:
+        self._driver = driver
+        self._blobs = blobs
+        self._tags = tags
+        self._referrers = referrers
+        self.max_bytes = max_bytes
+        self._cache = _ContentCache(cache_bytes)
+
+    async def resolve(self, name: str, reference: str) -> Digest:
+        target = _parse(reference, reading=True)
+        if isinstance(target, Digest):
+            return target
+        return await self._tags.resolve(name, target)
+
+    async def revision(self, name: str, reference: str) -> Revision:
+        digest = await self.resolve(name, reference)
+        try:
+            return Revision.decode(await self._driver.get(layout.revision_link(name, digest)))
+        except PathNotFound:
+            raise ManifestUnknown(f"{name}@{digest}") from None
+
+    async def get(self, name: str, reference: str) -> StoredManifest:
+        revision = await self.revision(name, reference)
+        data = self._cache.get(revision.digest)
+        if data is None:
+            data = await self._blobs.read_all(revision.digest)
+            self._cache.put(revision.digest, data)
+        return StoredManifest(revision, data)
+
+    async def put(
+        self,
+        name: str,
+        reference: str,
+        data: bytes,
+        content_type: str | None,
+        extra_tags: tuple[str, ...] = (),
+    ) -> PutResult:
+        if len(data) > self.max_bytes:
+            raise ManifestTooLarge(len(data), self.max_bytes)
+        target = _parse(reference, reading=False)
+        tags = tuple(validate_tag(tag) for tag in extra_tags)
+        if isinstance(target, Digest):
+            digest = Digest.of(data, target.algorithm)
+            if digest != target:
+                raise DigestInvalid(
+                    f"manifest digest {digest} does not match the reference {target}",
+                    {"expected": str(target), "actual": str(digest)},
+                )
+        else:
+            digest = Digest.of(data)
+            tags = (target, *tags)
+        manifest = parse_manifest(data, content_type)
+        await self._check_references(name, manifest)
+        return await self._store(name, digest, data, manifest, tags)
+
+    async def delete(self, name: str, reference: str) -> Digest:
+        """Delete by tag removes the tag; by digest, the manifest and every tag on it."""
+        target = _parse(reference, reading=True)
+        if not isinstance(target, Digest):
+            return await self._tags.delete(name, target)
+        revision = await self.revision(name, reference)
+        for tag in await self._tags.pointing_at(name, target):
+            await self._driver.delete(layout.tag_dir(name, tag))
+        if revision.subject is not None:
+            await self._referrers.remove(name, revision.subject, target)
+        await self._driver.delete(layout.revision_link(name, target).rsplit("/", 1)[0])
+        return target
+
+    async def _check_references(self, name: str, manifest: Manifest) -> None:
+        for descriptor in manifest.blobs:
+            if not await self._blobs.is_linked(name, descriptor.digest):
+                raise ManifestBlobUnknown(descriptor.digest)
+        for child in manifest.children:
+            if not await self._driver.exists(layout.revision_link(name, child.digest)):
+                raise ManifestBlobUnknown(child.digest)
+
+    async def _store(
+        self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]
+    ) -> PutResult:
+        await self._blobs.put_small(data, digest)
+        self._cache.put(digest, data)
+        subject = manifest.subject.digest if manifest.subject is not None else None
+        revision = Revision(digest, manifest.media_type, len(data), subject)
+        await self._driver.put(layout.revision_link(name, digest), revision.encode())
+        if manifest.subject is not None:
+            await self._referrers.add(
+                name, manifest.subject.digest, referrer_descriptor(revision, manifest)
+            )
+        for tag in tags:
+            await self._tags.set(name, tag, digest)
+        return PutResult(digest, subject, tags)
+
+
+def referrer_descriptor(revision: Revision, manifest: Manifest) -> dict[str, object]:
+    descriptor: dict[str, object] = {
+        "mediaType": revision.media_type,
+        "digest": str(revision.digest),
+        "size": revision.size,
+    }
+    if manifest.artifact_type:
+        descriptor["artifactType"] = manifest.artifact_type
+    if manifest.annotations:
+        descriptor["annotations"] = dict(manifest.annotations)
+    return descriptor
+
+
+def _parse(reference: str, *, reading: bool) -> Digest | str:
+    """A tag or digest; a malformed tag cannot name anything, so reading it is a 404."""
+    try:
+        return parse_reference(reference)
+    except ManifestInvalid:
+        if reading:
+            raise ManifestUnknown(reference) from None
+        raise

@@ -1,0 +1,30 @@
+"""The registry's services wired over one driver: what the api layer talks to."""
+
+from __future__ import annotations
+
+from arca.config import Settings
+from arca.registry.blobs import BlobStore
+from arca.registry.catalog import Catalog
+from arca.registry.manifests import ManifestStore
+from arca.registry.referrers import ReferrerStore
+from arca.registry.tags import TagStore
+from arca.registry.uploads import UploadStore
+from arca.storage.driver import Driver
+
+
+class Registry:
+    def __init__(self, driver: Driver, settings: Settings) -> None:
+        self.driver = driver
+        self.settings = settings
+        self.blobs = BlobStore(driver)
+        self.uploads = UploadStore(driver, self.blobs)
+        self.tags = TagStore(driver)
+        self.referrers = ReferrerStore(driver)
+        self.manifests = ManifestStore(
+            driver,
+            self.blobs,
+            self.tags,
+            self.referrers,
+            max_bytes=settings.limits.manifest_max_bytes,
+        )
+        self.catalog = Catalog(driver)

@@ -1,0 +1,348 @@
+"""Upload sessions: POST opens, PATCH appends, PUT ?digest= closes, DELETE cancels.
+
+A session is two objects in storage: `state` (repository, committed offset, the
+serialised sha256 state, times) and `data`. After every request the sha256 state
+is saved with the offset it covers, so any process can continue the session and
+close it without re-reading the blob. blake3 (for blob metadata) cannot be
+serialised; the process that received every byte keeps its hasher in memory and
+records blake3 at close, otherwise metadata gets it lazily on first use
+(docs/storage.md, "Digests of a blob").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+import cbor2
+
+from arca.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+)
+from arca.formats.digest import Blake3Hasher, Digest, ResumableHasher, new_hasher
+from arca.registry.blobs import BlobMeta, BlobStore
+from arca.storage import layout
+from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, PathNotFound
+
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    name: str
+    offset: int
+    sha256: bytes
+    created: float
+    updated: float
+
+    def encode(self) -> bytes:
+        return bytes(
+            cbor2.dumps(
+                {
+                    "name": self.name,
+                    "offset": self.offset,
+                    "sha256": self.sha256,
+                    "created": self.created,
+                    "updated": self.updated,
+                },
+                canonical=True,
+            )
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> SessionState:
+        raw = cbor2.loads(data)
+        return cls(raw["name"], raw["offset"], raw["sha256"], raw["created"], raw["updated"])
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    session_id: str
+    offset: int
+
+
+@dataclass
+class _Live:
+    """What this process alone knows about a session: its blake3 so far."""
+
+    offset: int
+    blake3: Blake3Hasher
+    lock: asyncio.Lock
+
+
+class UploadStore:
+    def __init__(self, driver: Driver, blobs: BlobStore) -> None:
+        self._driver = driver
+        self._blobs = blobs
+        self._live: dict[str, _Live] = {}
+
+    async def start(self, name: str) -> UploadStatus:
+        session_id = uuid.uuid4().hex
+        writer = await self._driver.writer(layout.upload_data(session_id))
+        await writer.close()
+        now = time.time()
+        state = SessionState(name, 0, ResumableHasher("sha256").state(), now, now)
+        await self._driver.put(layout.upload_state(session_id), state.encode())
+        self._live[session_id] = _Live(0, Blake3Hasher(), asyncio.Lock())
+        return UploadStatus(session_id, 0)
+
+    async def status(self, name: str, session_id: str) -> UploadStatus:
+        state = await self._load(name, session_id)
+        return UploadStatus(session_id, state.offset)
+
+    async def append(
+        self,
+        name: str,
+        session_id: str,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> UploadStatus:
+        """Append a chunk; `start` (from Content-Range) must equal the committed offset."""
+        async with self._lock(session_id):
+            state = await self._load(name, session_id)
+            self._check_start(session_id, state, start)
+            writer, state = await self._open(session_id, state)
+            try:
+                state = await self._receive(session_id, state, writer, body, length)
+            finally:
+                await writer.close()
+            return UploadStatus(session_id, state.offset)
+
+    async def finish(
+        self,
+        name: str,
+        session_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None = None,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> Digest:
+        """Close the session: verify `digest`, publish the blob, link it, forget the session."""
+        async with self._lock(session_id):
+            state = await self._load(name, session_id)
+            writer, state = await self._open(session_id, state)
+            try:
+                if body is not None:
+                    self._check_start(session_id, state, start)
+                    state = await self._receive(session_id, state, writer, body, length)
+                if digest.algorithm == "sha256":
+                    await self._verify(session_id, digest, _sha256_of(state), writer)
+                await writer.commit()
+            except BaseException:
+                if not self._finished(session_id):
+                    await writer.close()
+                raise
+            if digest.algorithm != "sha256":
+                # Only sha256 state travels with a session; others re-read the data once.
+                await self._verify(session_id, digest, await self._rehash_committed(session_id, digest.algorithm), None)
+            meta = BlobMeta(
+                digest=digest,
+                size=state.offset,
+                sha256=_sha256_of(state),
+                blake3=self._blake3_if_complete(session_id, state),
+                created=time.time(),
+            )
+            await self._blobs.adopt(layout.upload_data(session_id), meta)
+            await self._blobs.link(name, digest)
+            await self._forget(session_id)
+            return digest
+
+    async def monolithic(self, name: str, digest: Digest, body: AsyncIterator[bytes]) -> Digest:
+        """POST ?digest=: a whole blob in one request (a session that lives one request)."""
+        status = await self.start(name)
+        try:
+            return await self.finish(name, status.session_id, digest, body)
+        except BaseException:
+            await self._forget(status.session_id)
+            raise
+
+    async def cancel(self, name: str, session_id: str) -> None:
+        async with self._lock(session_id):
+            await self._load(name, session_id)
+            await self._forget(session_id)
+
+    async def mount(self, name: str, digest: Digest, source: str | None) -> bool:
+        """Link an existing blob into `name`: from `source`, or from anywhere when None."""
+        if source is not None:
+            if source == name or await self._blobs.is_linked(source, digest):
+                if await self._blobs.exists_anywhere(digest):
+                    await self._blobs.link(name, digest)
+                    return True
+            return False
+        if await self._blobs.exists_anywhere(digest):
+            await self._blobs.link(name, digest)
+            return True
+        return False
+
+    # -- internals -------------------------------------------------------------------
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        live = self._live.get(session_id)
+        if live is None:
+            live = self._live[session_id] = _Live(-1, Blake3Hasher(), asyncio.Lock())
+        return live.lock
+
+    async def _load(self, name: str, session_id: str) -> SessionState:
+        if not _SESSION_ID.match(session_id):
+            raise BlobUploadUnknown(session_id)
+        try:
+            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
+        except PathNotFound:
+            self._live.pop(session_id, None)
+            raise BlobUploadUnknown(session_id) from None
+        if state.name != name:
+            raise BlobUploadUnknown(session_id)
+        return state
+
+    @staticmethod
+    def _check_start(session_id: str, state: SessionState, start: int | None) -> None:
+        if start is not None and start != state.offset:
+            raise RangeInvalid(
+                f"chunk starts at {start} but the upload has {state.offset} bytes;"
+                f" send the chunk starting at {state.offset}",
+                {"session_id": session_id, "offset": state.offset},
+                headers={"Range": range_header(state.offset)},
+            )
+
+    async def _open(self, session_id: str, state: SessionState) -> tuple[FileWriter, SessionState]:
+        try:
+            writer = await self._driver.writer(layout.upload_data(session_id), append=True)
+        except PathNotFound:
+            raise BlobUploadUnknown(session_id) from None
+        if writer.size != state.offset:
+            # A process died between writing bytes and saving state: recover by
+            # re-hashing what storage holds, the one case that reads data back.
+            if writer.size < state.offset:
+                await writer.close()
+                raise BlobUploadInvalid(
+                    "upload data is shorter than its recorded state; restart the upload",
+                    {"session_id": session_id},
+                )
+            state = await self._rehash(session_id, state, writer.size)
+        return writer, state
+
+    async def _rehash(self, session_id: str, state: SessionState, size: int) -> SessionState:
+        hasher = ResumableHasher("sha256")
+        try:
+            async for chunk in self._driver.open_read(layout.upload_data(session_id), 0, size):
+                hasher.update(chunk)
+        except PathNotFound:
+            # Object stores cannot read an unfinished multipart upload back.
+            raise BlobUploadInvalid(
+                "upload state was lost mid-chunk and cannot be recovered; restart the upload",
+                {"session_id": session_id},
+            ) from None
+        self._live.pop(session_id, None)
+        state = replace(state, offset=size, sha256=hasher.state(), updated=time.time())
+        await self._driver.put(layout.upload_state(session_id), state.encode())
+        return state
+
+    async def _receive(
+        self,
+        session_id: str,
+        state: SessionState,
+        writer: FileWriter,
+        body: AsyncIterator[bytes],
+        length: int | None,
+    ) -> SessionState:
+        """Stream `body` into `writer`, hashing as it goes; save state even on failure."""
+        live = self._live.get(session_id)
+        blake3 = live.blake3 if live is not None and live.offset == state.offset else None
+        sha256 = ResumableHasher("sha256", state.sha256)
+        received = 0
+        try:
+            async for block in _blocks(body):
+                hashers = (sha256, blake3) if blake3 is not None else (sha256,)
+                await asyncio.gather(writer.write(block), asyncio.to_thread(_hash, hashers, block))
+                received += len(block)
+        finally:
+            if received:
+                state = replace(
+                    state,
+                    offset=state.offset + received,
+                    sha256=sha256.state(),
+                    updated=time.time(),
+                )
+                await self._driver.put(layout.upload_state(session_id), state.encode())
+            lock = self._lock(session_id)
+            self._live[session_id] = _Live(
+                state.offset if blake3 is not None else -1, blake3 or Blake3Hasher(), lock
+            )
+        if length is not None and received != length:
+            raise BlobUploadInvalid(
+                f"received {received} bytes but Content-Length said {length}",
+                {"session_id": session_id},
+            )
+        return state
+
+    async def _verify(
+        self, session_id: str, expected: Digest, actual: Digest, writer: FileWriter | None
+    ) -> None:
+        if actual == expected:
+            return
+        if writer is not None:
+            await writer.cancel()
+        await self._forget(session_id)
+        raise DigestInvalid(
+            f"provided digest {expected} does not match uploaded content ({actual})",
+            {"expected": str(expected), "actual": str(actual)},
+        )
+
+    async def _rehash_committed(self, session_id: str, algorithm: str) -> Digest:
+        hasher = new_hasher(algorithm)
+        async for chunk in self._driver.open_read(layout.upload_data(session_id)):
+            await asyncio.to_thread(hasher.update, chunk)
+        return hasher.digest()
+
+    def _blake3_if_complete(self, session_id: str, state: SessionState) -> Digest | None:
+        live = self._live.get(session_id)
+        if live is not None and live.offset == state.offset:
+            return live.blake3.digest()
+        return None
+
+    def _finished(self, session_id: str) -> bool:
+        return session_id not in self._live
+
+    async def _forget(self, session_id: str) -> None:
+        self._live.pop(session_id, None)
+        try:
+            await self._driver.delete(layout.upload_dir(session_id))
+        except PathNotFound:
+            pass
+
+
+def _sha256_of(state: SessionState) -> Digest:
+    return ResumableHasher("sha256", state.sha256).digest()
+
+
+def range_header(offset: int) -> str:
+    """The spec's `Range: 0-<last byte>`; `0-0` when nothing is stored yet."""
+    return f"0-{max(offset - 1, 0)}"
+
+
+def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> None:
+    for hasher in hashers:
+        hasher.update(block)
+
+
+async def _blocks(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Regroup a request's small chunks into CHUNK_SIZE blocks for storage and hashing."""
+    buffer = bytearray()
+    async for chunk in body:
+        if not buffer and len(chunk) >= CHUNK_SIZE:
+            yield chunk
+            continue
+        buffer += chunk
+        if len(buffer) >= CHUNK_SIZE:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)

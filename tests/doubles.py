@@ -1,0 +1,86 @@
+"""Test doubles around a real driver: count calls or fail chosen ones (nothing mocks the store)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+from arca.storage.driver import Driver, FileWriter, ObjectInfo
+
+
+class WrappingDriver(Driver):
+    """Delegates everything; subclasses hook `_seen(method, path)`."""
+
+    def __init__(self, inner: Driver) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def _seen(self, method: str, path: str) -> None:
+        pass
+
+    async def get(self, path: str) -> bytes:
+        self._seen("get", path)
+        return await self.inner.get(path)
+
+    async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
+        self._seen("put", path)
+        await self.inner.put(path, data, if_absent=if_absent)
+
+    async def open_read(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        self._seen("open_read", path)
+        async for chunk in self.inner.open_read(path, offset, length):
+            yield chunk
+
+    async def stat(self, path: str) -> ObjectInfo:
+        self._seen("stat", path)
+        return await self.inner.stat(path)
+
+    async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
+        self._seen("list", prefix)
+        async for name in self.inner.list(prefix, start_after):
+            yield name
+
+    async def walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        self._seen("walk", prefix)
+        async for info in self.inner.walk(prefix):
+            yield info
+
+    async def delete(self, path: str) -> None:
+        self._seen("delete", path)
+        await self.inner.delete(path)
+
+    async def move(self, source: str, destination: str) -> None:
+        self._seen("move", source)
+        await self.inner.move(source, destination)
+
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        self._seen("writer", path)
+        return await self.inner.writer(path, append)
+
+    async def url_for(self, path: str, expires: int = 900) -> str | None:
+        return await self.inner.url_for(path, expires)
+
+    async def check(self) -> None:
+        await self.inner.check()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class CountingDriver(WrappingDriver):
+    """Records every call as (method, path) so tests can bound storage traffic."""
+
+    def __init__(self, inner: Driver) -> None:
+        super().__init__(inner)
+        self.calls: list[tuple[str, str]] = []
+
+    def _seen(self, method: str, path: str) -> None:
+        self.calls.append((method, path))
+
+    def counts(self) -> Counter[str]:
+        return Counter(method for method, _ in self.calls)
+
+    def reads_of(self, predicate: Callable[[str], bool]) -> list[tuple[str, str]]:
+        return [(m, p) for m, p in self.calls if m in ("get", "open_read") and predicate(p)]
