@@ -251,7 +251,7 @@ def padded_manifest(size: int) -> Manifest:
 def write_oci_layout(root: Path, manifests: dict[str, Manifest]) -> None:
     """Write an OCI image layout holding `manifests` under their tags (ref.name)."""
     blobs_dir = root / "blobs"
-    (root / "oci-layout").parent.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
 
     def store(data: bytes, digest: str) -> None:

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from arca.config import ConfigError, load_settings
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def test_defaults_need_no_file():
+    settings = load_settings({})
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 5000)
+    assert settings.storage.driver == "filesystem"
+    assert settings.storage.driver_options() == {"root": "./data"}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_examples_load(example):
+    load_settings({}, example)
+
+
+def test_environment_overrides_file(tmp_path):
+    config = tmp_path / "arca.toml"
+    config.write_text('[server]\nport = 6000\n[storage.s3]\nbucket = "from-file"\n')
+    settings = load_settings(
+        {"ARCA_SERVER_PORT": "7000", "ARCA_STORAGE_DRIVER": "s3", "ARCA_STORAGE_S3_REGION": "eu-west-1"},
+        config,
+    )
+    assert settings.server.port == 7000
+    assert settings.storage.driver_options() == {"bucket": "from-file", "region": "eu-west-1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nprot = 1\n", "unknown key(s) in [server]: prot"),
+        ("[serve]\n", "unknown config section(s): serve"),
+        ("[server]\nport = 'x'\n", "server.port must be an integer"),
+        ("[storage]\ndriver = 'ftp'\n", "storage.driver must be one of"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_an_error_naming_the_problem(tmp_path, text, message):
+    config = tmp_path / "arca.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings({}, config)
+
+
+def test_unknown_environment_override_is_an_error():
+    with pytest.raises(ConfigError, match="ARCA_SERVR_PORT"):
+        load_settings({"ARCA_SERVR_PORT": "1"})
