@@ -17,10 +17,12 @@ config blob instead (`is_arca_manifest`).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
@@ -43,6 +45,8 @@ ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_TITLE = "org.opencontainers.image.title"
 ANNOTATION_VERSION = "org.opencontainers.image.version"
 LABEL_ANNOTATION_PREFIX = "dev.arca.label."
+MAX_LABELS = 64
+"""The schema's `maxProperties` for labels; a derived view keeps the first this many."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
@@ -179,7 +183,12 @@ def _from_document(document: dict[str, Any]) -> Artifact:
 
 
 def artifact_schema() -> dict[str, Any]:
-    """The JSON Schema of the decoded form, as shipped in the package."""
+    """The JSON Schema of the decoded form, as shipped in the package (a copy)."""
+    return copy.deepcopy(_schema())
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
     text = resources.files("arca.formats").joinpath("schemas/artifact-v1.schema.json")
     schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
     return schema
@@ -197,7 +206,7 @@ def _validator() -> Any:
         "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
     )
     cls = validators.extend(base, validators={"pattern": _pattern}, type_checker=type_checker)
-    return cls(artifact_schema())
+    return cls(_schema())
 
 
 def _pattern(
@@ -238,33 +247,49 @@ def _validate(document: Value) -> None:
             f"artifact invalid: {where}: {error.message}",
             {"path": where, "rule": error.validator},
         )
-    _check_paths(cast(dict[str, Any], document)["files"])
+    files = cast(dict[str, Any], document)["files"]
+    _check_paths(files)
+    _check_blobs(files)
 
 
 def _check_paths(files: list[dict[str, Any]]) -> None:
     """Sorted and unique, which JSON Schema cannot say; str order is UTF-8 byte order."""
     for index, (before, after) in enumerate(pairwise(file["path"] for file in files), 1):
         if after == before:
-            raise ManifestInvalid(
-                f"artifact invalid: /files/{index}/path: duplicate path {after!r}",
-                {"path": f"/files/{index}/path", "rule": "unique-paths"},
-            )
+            raise _semantic(f"/files/{index}/path", "unique-paths", f"duplicate path {after!r}")
         if after < before:
-            raise ManifestInvalid(
-                f"artifact invalid: /files/{index}/path: files not sorted by path "
-                f"({after!r} after {before!r})",
-                {"path": f"/files/{index}/path", "rule": "sorted-paths"},
+            raise _semantic(
+                f"/files/{index}/path",
+                "sorted-paths",
+                f"files not sorted by path ({after!r} after {before!r})",
             )
 
 
-def _pointer(path: Iterator[Any] | Any) -> str:
+def _check_blobs(files: list[dict[str, Any]]) -> None:
+    """Files with one sha256 are one blob, so their size and blake3 must agree."""
+    seen: dict[str, tuple[int, str]] = {}
+    for index, file in enumerate(files):
+        facts = seen.setdefault(file["sha256"], (file["size"], file["blake3"]))
+        if facts != (file["size"], file["blake3"]):
+            raise _semantic(
+                f"/files/{index}",
+                "same-blob",
+                f"{file['sha256']} appears with another size or blake3 digest",
+            )
+
+
+def _semantic(where: str, rule: str, problem: str) -> ManifestInvalid:
+    return ManifestInvalid(f"artifact invalid: {where}: {problem}", {"path": where, "rule": rule})
+
+
+def _pointer(path: Iterable[object]) -> str:
     parts = [str(part).replace("~", "~0").replace("/", "~1") for part in path]
     return "/" + "/".join(parts) if parts else "(document)"
 
 
 def _fits(value: object, pointer: str) -> bool:
     """Whether `value` passes the schema at `pointer` (a `/`-separated path, no escapes)."""
-    schema: Any = artifact_schema()
+    schema: Any = _schema()
     for part in pointer.strip("/").split("/"):
         schema = schema[part]
     return bool(_validator().evolve(schema=schema).is_valid(value))
@@ -411,11 +436,11 @@ def _created_from(annotations: Mapping[str, str]) -> datetime | None:
 
 
 def _labels_from(annotations: Mapping[str, str]) -> dict[str, str]:
-    """Valid `dev.arca.label.*` annotations, the first 64 in key order."""
+    """Valid `dev.arca.label.*` annotations, the first MAX_LABELS in key order."""
     labels: dict[str, str] = {}
     for key, value in sorted(annotations.items()):
         label = key.removeprefix(LABEL_ANNOTATION_PREFIX)
-        if label == key or len(labels) == 64:
+        if label == key or len(labels) == MAX_LABELS:
             continue
         if _fits({label: value}, "/properties/labels"):
             labels[label] = value
@@ -425,9 +450,11 @@ def _labels_from(annotations: Mapping[str, str]) -> dict[str, str]:
 def _subject_from(subject: object) -> Subject | None:
     if subject is None:
         return None
-    if not isinstance(subject, Mapping) or not isinstance(subject.get("digest"), str):
-        raise ManifestInvalid("manifest subject is not a descriptor", {"rule": "subject"})
-    return Subject(subject.get("mediaType"), _parse_digest(subject["digest"]), subject.get("size"))  # type: ignore[arg-type]  # checked by _validate
+    if not isinstance(subject, Mapping) or not _fits(dict(subject), "/$defs/descriptor"):
+        raise ManifestInvalid(
+            "manifest subject is not a descriptor arca can hold", {"rule": "subject"}
+        )
+    return Subject(subject["mediaType"], Digest.parse(subject["digest"]), subject["size"])
 
 
 def _files_from(layers: object, blake3_of: Mapping[str, str]) -> tuple[ArtifactFile, ...]:
@@ -436,24 +463,26 @@ def _files_from(layers: object, blake3_of: Mapping[str, str]) -> tuple[ArtifactF
     files: dict[str, ArtifactFile] = {}
     for index, layer in enumerate(layers):
         file = _file_from(index, layer, blake3_of)
-        title = _string_map(layer.get("annotations")).get(ANNOTATION_TITLE)
-        for path in (title, str(file.sha256)):
-            if path is not None and path not in files and _fits(path, _PATH):
-                files[path] = ArtifactFile(path, file.media_type, file.size, file.sha256, file.blake3)
-                break
-        else:
+        path = _path_for(file, files)
+        if path is None:
             raise ManifestInvalid(
-                f"layer {index}: no usable path: title and digest are both taken or invalid",
+                f"layer {index}: no usable path: its title and its digest are taken or invalid",
                 {"rule": "unique-paths", "layer": index},
             )
+        files[path] = dataclasses.replace(file, path=path)
     return tuple(files.values())
 
 
-_PATH = "/$defs/file/properties/path"
+def _path_for(file: ArtifactFile, taken: Mapping[str, object]) -> str | None:
+    """The layer's title if it is a valid, unused path, else its digest, else None."""
+    for path in (file.path, str(file.sha256)):
+        if path and path not in taken and _fits(path, "/$defs/file/properties/path"):
+            return path
+    return None
 
 
 def _file_from(index: int, layer: object, blake3_of: Mapping[str, str]) -> ArtifactFile:
-    """The layer as a file with an empty path; raises naming the layer if it can't be one."""
+    """The layer as a file whose path is its title (maybe empty); raises naming the layer."""
 
     def invalid(problem: str) -> ManifestInvalid:
         return ManifestInvalid(f"layer {index}: {problem}", {"rule": "layer", "layer": index})
@@ -473,7 +502,9 @@ def _file_from(index: int, layer: object, blake3_of: Mapping[str, str]) -> Artif
     blake3 = blake3_of.get(digest)
     if blake3 is None:
         raise invalid(f"no blake3 digest known for {digest}")
-    return ArtifactFile("", cast(str, media_type), cast(int, size), sha256, Digest.parse(blake3))
+    title = _string_map(layer.get("annotations")).get(ANNOTATION_TITLE, "")
+    media_type, size = cast(str, media_type), cast(int, size)
+    return ArtifactFile(title, media_type, size, sha256, _parse_digest(blake3))
 
 
 def _parse_digest(value: str) -> Digest:

@@ -27,7 +27,7 @@ import cbor2
 
 from arca.errors import ManifestInvalid
 
-Value: TypeAlias = "None | bool | int | float | str | list[Value] | dict[str, Value]"
+Value: TypeAlias = "bool | int | float | str | list[Value] | dict[str, Value] | None"
 """A value of the JSON data model, as encoded and decoded here."""
 
 MAX_SIZE = 4 * 1024 * 1024
@@ -245,9 +245,7 @@ class _Walker:
     @staticmethod
     def key_order_error(key: bytes, previous: bytes, offset: int) -> ManifestInvalid:
         if key == previous:
-            return _fail(
-                "unique-keys", "CBOR invalid: duplicate map key (RFC 8949 §5.6)", offset
-            )
+            return _fail("unique-keys", "CBOR invalid: duplicate map key (RFC 8949 §5.6)", offset)
         return _not_canonical("sorted-keys", "map keys not sorted", offset)
 
     def simple_or_float(self, info: int, argument: int, offset: int, after: int) -> int:

@@ -34,7 +34,7 @@ class Digest:
     @classmethod
     def parse(cls, value: str) -> Digest:
         """Parse and check a digest string; DIGEST_INVALID says what is wrong."""
-        if not _GRAMMAR.match(value):
+        if not _GRAMMAR.fullmatch(value):
             raise DigestInvalid(f"invalid digest {value!r}", {"digest": value})
         algorithm, _, encoded = value.partition(":")
         expected = _HEX_LENGTH.get(algorithm)
@@ -43,7 +43,7 @@ class Digest:
                 f"unsupported digest algorithm {algorithm!r}; supported: {', '.join(ALGORITHMS)}",
                 {"digest": value},
             )
-        if len(encoded) != expected or not _LOWER_HEX.match(encoded):
+        if len(encoded) != expected or not _LOWER_HEX.fullmatch(encoded):
             raise DigestInvalid(
                 f"invalid {algorithm} digest: expected {expected} lowercase hex characters",
                 {"digest": value},

@@ -307,14 +307,17 @@ def _load_json(data: bytes) -> dict[str, Any]:
     try:
         body = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
+        # Python's own hint for a BOM ("decode using utf-8-sig") means nothing to a client.
+        reason = "unexpected byte order mark" if "BOM" in exc.msg else exc.msg
         raise ManifestInvalid(
-            f"manifest is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            f"manifest is not valid JSON: {reason} at line {exc.lineno} column {exc.colno}",
             {"line": exc.lineno, "column": exc.colno, "position": exc.pos},
         ) from None
     except _Rejected as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
-    except ValueError as exc:  # e.g. an integer beyond int's digit limit
-        raise ManifestInvalid(f"manifest is not valid JSON: {_clip(str(exc))}") from None
+    except ValueError:
+        # The one other ValueError json raises: an integer past Python's digit limit.
+        raise ManifestInvalid("manifest is not valid JSON: a number has too many digits") from None
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -499,24 +502,41 @@ def _load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def _inline_refs(node: Any, definitions: Mapping[str, Any]) -> Any:
+    """The schema with every local `{"$ref": "#/$defs/x"}` replaced by `x` itself.
+
+    The shipped schemas keep their `$defs` readable; resolving a `$ref` costs
+    jsonschema more than checking what it points to, so the validators run on this
+    expanded copy (the schemas have no recursive definitions). Same rules, and the
+    same instance paths in errors, at under half the cost.
+    """
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if len(node) == 1 and isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {k: _inline_refs(v, definitions) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(item, definitions) for item in node]
+    return node
+
+
+def _compile(schema: dict[str, Any], definition: str | None = None) -> Any:
+    """A validator for `schema`, or for one of its `$defs` when `definition` is given."""
+    _Validator.check_schema(schema)
+    definitions = schema.get("$defs", {})
+    root = schema if definition is None else definitions[definition]
+    return _Validator({"$schema": schema["$schema"], **_inline_refs(root, definitions)})
+
+
 @functools.cache
 def _validator(media_type: str) -> Any:
     """The compiled validator for a manifest media type, built once per process."""
-    schema = _load_schema(_SCHEMA_FILES[media_type])
-    _Validator.check_schema(schema)
-    return _Validator(schema)
+    return _compile(_load_schema(_SCHEMA_FILES[media_type]))
 
 
 @functools.cache
 def _descriptor_validator() -> Any:
-    definitions = _load_schema(_SCHEMA_FILES[OCI_MANIFEST])["$defs"]
-    schema = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$ref": "#/$defs/descriptor",
-        "$defs": definitions,
-    }
-    _Validator.check_schema(schema)
-    return _Validator(schema)
+    return _compile(_load_schema(_SCHEMA_FILES[OCI_MANIFEST]), "descriptor")
 
 
 def _schema_error(error: jsonschema.exceptions.ValidationError, where: str | None) -> Exception:

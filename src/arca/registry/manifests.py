@@ -8,6 +8,7 @@ manifest is always asked of storage (the revision link), never of the cache.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ from arca.registry.referrers import ReferrerStore
 from arca.registry.tags import TagStore
 from arca.storage import layout
 from arca.storage.driver import Driver, PathNotFound
+
+
+# Schema validation costs ~35 µs per layer: big manifests parse off the event loop.
+_PARSE_INLINE_BYTES = 64 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +156,10 @@ class ManifestStore:
         else:
             digest = Digest.of(data)
             tags = (target, *tags)
-        manifest = parse_manifest(data, content_type)
+        if len(data) > _PARSE_INLINE_BYTES:
+            manifest = await asyncio.to_thread(parse_manifest, data, content_type)
+        else:
+            manifest = parse_manifest(data, content_type)
         await self._check_references(name, manifest)
         return await self._store(name, digest, data, manifest, tags)
 

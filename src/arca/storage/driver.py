@@ -4,7 +4,10 @@ Modelled on distribution's StorageDriver. A driver knows nothing of digests,
 manifests or repositories; `arca.storage.layout` builds every path it is given.
 
 Paths are `/`-separated, relative, without empty, `.` or `..` components (see
-`check_path`). Every driver must pass the shared suite in tests/storage/.
+`check_path`). A component ending in `~` is reserved for a driver's own
+bookkeeping (temporary files, writer state), so no object can collide with it and
+drivers can hide such names from `list` and `walk`. Every driver must pass the
+shared suite in tests/storage/.
 
 Guarantees every driver gives:
 - `put` is atomic: a reader sees the old object, the new one, or nothing; never a part.
@@ -75,7 +78,7 @@ def check_path(path: str) -> str:
     if not path or path.startswith("/") or path.endswith("/") or "\\" in path or "\0" in path:
         raise InvalidPath(path)
     for part in path.split("/"):
-        if part in ("", ".", ".."):
+        if part in ("", ".", "..") or part.endswith("~"):
             raise InvalidPath(path)
     return path
 
@@ -170,8 +173,8 @@ class Driver(abc.ABC):
         """A URL clients can GET the object from directly, or None if unsupported."""
         return None
 
-    async def check(self) -> None:
+    async def check(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Raise BackendUnavailable unless the backend answers (readiness probe)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections and files."""

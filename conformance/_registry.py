@@ -1,0 +1,230 @@
+"""Registries under test: arca and the reference (CNCF distribution 2.8), started here.
+
+Each target runs as a subprocess on 127.0.0.1 with a free port and a storage
+directory of its own; it is stopped by its PID and its directory removed at the
+end of the session. A target that cannot start raises, so every test that
+needs it errors with the reason (never a silent skip).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+READY_TIMEOUT = 30.0
+DEBIAN_TOOLS = ("docker-registry", "skopeo")
+
+_install_lock = threading.Lock()
+_install_attempted = False
+
+
+class TargetUnavailable(RuntimeError):
+    """A registry under test could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ensure_debian_tools() -> None:
+    """Install docker-registry and skopeo with apt-get if either is missing (once)."""
+    global _install_attempted
+    with _install_lock:
+        missing = [tool for tool in DEBIAN_TOOLS if shutil.which(tool) is None]
+        if not missing or _install_attempted:
+            return
+        _install_attempted = True
+        if shutil.which("apt-get") is None:
+            raise TargetUnavailable(f"{missing} missing and apt-get is not available")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update"], ["apt-get", "install", "-y", *DEBIAN_TOOLS]):
+            result = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=900, check=False
+            )
+            if result.returncode != 0:
+                raise TargetUnavailable(
+                    f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-2000:]}"
+                )
+
+
+def require_tool(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        ensure_debian_tools()
+        path = shutil.which(tool)
+    if path is None:
+        raise TargetUnavailable(f"{tool} is not installed and could not be installed")
+    return path
+
+
+@dataclass
+class RunningTarget:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    log: IO[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _log_tail(path: Path, limit: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except OSError:
+        return ""
+
+
+def _spawn(name: str, command: list[str], workdir: Path, url: str) -> RunningTarget:
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("wb")
+    try:
+        process = subprocess.Popen(
+            command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    except OSError as error:
+        log.close()
+        raise TargetUnavailable(f"{name}: cannot run {command[0]}: {error}") from error
+    target = RunningTarget(name, url, process, workdir, log)
+    deadline = time.monotonic() + READY_TIMEOUT
+    last_error = "no answer yet"
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            try:
+                response = client.get(f"{url}/v2/")
+            except httpx.HTTPError as error:
+                last_error = repr(error)
+            else:
+                if response.status_code == 200:
+                    return target
+                last_error = f"GET /v2/ answered {response.status_code}"
+            time.sleep(0.1)
+    code = process.poll()
+    tail = _log_tail(log_path)
+    target.stop()
+    state = f"exited with {code}" if code is not None else f"not ready after {READY_TIMEOUT}s"
+    raise TargetUnavailable(
+        f"{name} {state} ({last_error})\ncommand: {' '.join(command)}\nlog tail:\n{tail}"
+    )
+
+
+def start_arca(root: Path) -> RunningTarget:
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="arca-", dir=root))
+    storage = workdir / "storage"
+    storage.mkdir()
+    command = [
+        sys.executable,
+        "-m",
+        "arca",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage",
+        str(storage),
+    ]
+    return _spawn("arca", command, workdir, f"http://127.0.0.1:{port}")
+
+
+REFERENCE_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:{port}
+  secret: {secret}
+"""
+
+
+def start_reference(root: Path) -> RunningTarget:
+    binary = require_tool("docker-registry")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="reference-", dir=root))
+    storage = workdir / "storage"
+    storage.mkdir()
+    config = workdir / "config.yml"
+    config.write_text(
+        REFERENCE_CONFIG.format(storage=storage, port=port, secret=secrets.token_hex(16))
+    )
+    return _spawn("reference", [binary, "serve", str(config)], workdir, f"http://127.0.0.1:{port}")
+
+
+STARTERS = {"arca": start_arca, "reference": start_reference}
+
+
+@dataclass
+class Targets:
+    """Starts targets on first use, remembers failures, stops everything at close."""
+
+    root: Path
+    external_url: str | None = None
+    _running: dict[str, RunningTarget] = field(default_factory=dict)
+    _failed: dict[str, TargetUnavailable] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        if name == "external":
+            assert self.external_url is not None
+            return self.external_url
+        if name in self._failed:
+            raise self._failed[name]
+        if name not in self._running:
+            try:
+                self._running[name] = STARTERS[name](self.root)
+            except TargetUnavailable as error:
+                self._failed[name] = error
+                raise
+        return self._running[name].url
+
+    def check_alive(self, name: str) -> None:
+        """Raise if a target we started has died since (its tests must not pass vacuously)."""
+        running = self._running.get(name)
+        if running is not None and running.process.poll() is not None:
+            raise TargetUnavailable(
+                f"{name} exited with {running.process.returncode} during the session\n"
+                f"log tail:\n{_log_tail(running.workdir / f'{name}.log')}"
+            )
+
+    def close(self) -> None:
+        for running in self._running.values():
+            running.stop()
+        self._running.clear()
+        shutil.rmtree(self.root, ignore_errors=True)

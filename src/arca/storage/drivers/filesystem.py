@@ -1,0 +1,439 @@
+"""Objects as files under one root directory: the embedded, single-host driver.
+
+The object at `a/b/c` is the file `<root>/a/b/c`; prefixes are directories. Names
+ending in `~` are this driver's temporary files (`check_path` refuses them as object
+names), so `list` and `walk` skip them.
+
+- `put` writes a temporary file in the destination's directory, fsyncs it, then
+  `os.replace`s it into place (or `os.link`s it for `if_absent`, which fails if the
+  destination exists, atomically across processes) and fsyncs the directory.
+- A writer's bytes live in the file at its path, appended as they come; `close()`
+  and `commit()` fsync it. A fresh writer gets a new file (temp + rename), so two
+  writers of one path never interleave: the one created last owns the path.
+- Every path is resolved under the root, and its real path (symlinks followed) must
+  stay there: a symlink planted inside the root cannot lead a read or write outside.
+- Reads run in a worker thread in 1 MiB chunks; files up to `_SMALL_FILE` bytes and
+  metadata calls (open, stat) run on the event loop, where they take microseconds
+  instead of a thread hop's ~100 µs (measurements in docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+from arca.storage.driver import (
+    CHUNK_SIZE,
+    AlreadyExists,
+    BackendUnavailable,
+    Driver,
+    FileWriter,
+    InvalidOffset,
+    InvalidPath,
+    ObjectInfo,
+    PathNotFound,
+    StorageError,
+    check_path,
+)
+
+_SMALL_FILE = 64 * 1024
+"""Files up to this size are read on the event loop (links, state, metadata)."""
+
+_RETRIES = 5
+"""How often to recreate a parent directory a concurrent delete pruned under us."""
+
+_T = TypeVar("_T")
+
+
+@contextlib.contextmanager
+def _map_errors(path: str, *, writing: bool = False) -> Iterator[None]:
+    """The one place where OSError becomes the contract's exceptions."""
+    try:
+        yield
+    except FileExistsError as exc:
+        raise AlreadyExists(path) from exc
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        if writing and not isinstance(exc, FileNotFoundError):
+            raise StorageError(f"{path} conflicts with an existing object or prefix") from exc
+        raise PathNotFound(path) from exc
+    except PermissionError as exc:
+        raise BackendUnavailable(f"permission denied on {path}: {exc}") from exc
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise BackendUnavailable(f"read-only filesystem: {exc}") from exc
+        if exc.errno == errno.ELOOP:
+            raise InvalidPath(path) from exc
+        raise StorageError(f"{path}: {exc}") from exc
+
+
+class FilesystemDriver(Driver):
+    name = "filesystem"
+
+    def __init__(self, root: str) -> None:
+        os.makedirs(root, exist_ok=True)
+        self._root = os.path.realpath(root)
+        self._inside = os.path.join(self._root, "")  # "<root>/": what every real path starts with
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, path: str) -> bytes:
+        full = self._resolve(path)
+        with _map_errors(path):
+            fd = _open_regular(full)
+            try:
+                size = os.fstat(fd).st_size
+                if size <= _SMALL_FILE:
+                    return _read_to_end(fd, size)
+                return await asyncio.to_thread(_read_to_end, fd, size)
+            finally:
+                os.close(fd)
+
+    async def open_read(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        full = self._resolve(path)
+        with _map_errors(path):
+            fd = _open_regular(full)
+        try:
+            # The inode stays ours: a concurrent put replaces the name, not these bytes.
+            size = os.fstat(fd).st_size
+            if offset < 0 or offset > size:
+                raise InvalidOffset(path, offset)
+            end = size if length is None else min(size, offset + max(length, 0))
+            position = offset
+            while position < end:
+                with _map_errors(path):
+                    chunk = await asyncio.to_thread(
+                        os.pread, fd, min(CHUNK_SIZE, end - position), position
+                    )
+                if not chunk:
+                    break
+                position += len(chunk)
+                yield chunk
+        finally:
+            os.close(fd)
+
+    async def stat(self, path: str) -> ObjectInfo:
+        full = self._resolve(path)
+        with _map_errors(path):
+            st = os.stat(full)
+        if not stat.S_ISREG(st.st_mode):
+            raise PathNotFound(path)
+        return ObjectInfo(path, st.st_size, st.st_mtime)
+
+    async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
+        full = self._resolve(prefix)
+        with _map_errors(prefix):
+            names = await asyncio.to_thread(_children, full)
+        for name in names:
+            if start_after is None or name > start_after:
+                yield name
+
+    async def walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        pending = [(self._resolve(prefix), prefix)]
+        while pending:
+            directory, relative = pending.pop()
+            with _map_errors(prefix):
+                entries = await asyncio.to_thread(_scan, directory)
+            # Depth first in lexical order: deterministic, and memory is one directory.
+            for name, is_dir, _, _ in reversed(entries):
+                if is_dir:
+                    pending.append((os.path.join(directory, name), f"{relative}/{name}"))
+            for name, is_dir, size, modified in entries:
+                if not is_dir:
+                    yield ObjectInfo(f"{relative}/{name}", size, modified)
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
+        full = self._resolve(path)
+        with _map_errors(path, writing=True):
+            await asyncio.to_thread(self._put, full, data, if_absent)
+
+    async def delete(self, path: str) -> None:
+        full = self._resolve(path)
+        with _map_errors(path, writing=True):
+            await asyncio.to_thread(self._delete, full)
+
+    async def move(self, source: str, destination: str) -> None:
+        source_full = self._resolve(source)
+        destination_full = self._resolve(destination)
+        with _map_errors(source, writing=True):
+            await asyncio.to_thread(self._move, source_full, destination_full)
+
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        full = self._resolve(path)
+        with _map_errors(path, writing=True):
+            if append:
+                fd = await asyncio.to_thread(_open_for_append, full)
+            else:
+                fd = await asyncio.to_thread(self._create_in_place, full)
+            size = os.fstat(fd).st_size
+        return _FilesystemWriter(self, path, full, fd, size, created=not append)
+
+    async def check(self) -> None:
+        with _map_errors(""):
+            if not os.access(self._root, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, "storage root is not writable", self._root)
+
+    # -- helpers (the underscored sync ones run in a worker thread) -----------------------
+
+    def _resolve(self, path: str) -> str:
+        """`path` under the root; refuses one whose real path (symlinks followed) leaves it."""
+        full = os.path.join(self._root, check_path(path))
+        if not os.path.realpath(full).startswith(self._inside):
+            raise InvalidPath(path)
+        return full
+
+    def _put(self, full: str, data: bytes, if_absent: bool) -> None:
+        directory = os.path.dirname(full)
+        fd, temporary = self._create_temporary(directory)
+        try:
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if if_absent:
+                os.link(temporary, full)  # fails with EEXIST: the atomic "create if absent"
+            else:
+                os.replace(temporary, full)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        _fsync_directory(directory)
+
+    def _create_in_place(self, full: str) -> int:
+        """A new, empty file at `full` (replacing any), open for appending."""
+        directory = os.path.dirname(full)
+        fd, temporary = self._create_temporary(directory, flags=os.O_APPEND)
+        try:
+            os.replace(temporary, full)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        return fd
+
+    def _create_temporary(self, directory: str, flags: int = 0) -> tuple[int, str]:
+        """A new file in `directory`, named to be invisible; creates missing parents."""
+        flags |= os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+        def create() -> tuple[int, str]:
+            temporary = os.path.join(directory, f".{secrets.token_hex(8)}.tmp~")
+            return os.open(temporary, flags, 0o666), temporary
+
+        return self._with_parents(directory, create)
+
+    def _with_parents(self, directory: str, action: Callable[[], _T]) -> _T:
+        """Run `action`, creating `directory` when missing (or pruned by a concurrent delete)."""
+        for _ in range(_RETRIES):
+            try:
+                return action()
+            except FileNotFoundError:
+                if os.path.isdir(directory):
+                    raise  # something else is missing
+                try:
+                    os.makedirs(directory, exist_ok=True)
+                except FileExistsError:
+                    # A file stands where a directory should be.
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", directory) from None
+        return action()
+
+    def _delete(self, full: str) -> None:
+        st = os.lstat(full)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(full, onerror=_ignore_vanished)
+        else:
+            os.unlink(full)
+        self._prune(os.path.dirname(full))
+
+    def _move(self, source: str, destination: str) -> None:
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            raise FileNotFoundError(errno.ENOENT, "not an object", source)
+        directory = os.path.dirname(destination)
+        self._with_parents(directory, lambda: os.replace(source, destination))
+        _fsync_directory(directory)
+        if os.path.dirname(source) != directory:
+            _fsync_directory(os.path.dirname(source))
+            self._prune(os.path.dirname(source))
+
+    def _prune(self, directory: str) -> None:
+        """Remove empty directories from `directory` up to (not including) the root."""
+        while directory.startswith(self._inside):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                return
+            directory = os.path.dirname(directory)
+
+
+class _FilesystemWriter(FileWriter):
+    """Appends to the file at the path; buffers up to CHUNK_SIZE between thread hops."""
+
+    def __init__(
+        self, driver: FilesystemDriver, path: str, full: str, fd: int, size: int, created: bool
+    ) -> None:
+        self._driver = driver
+        self._path = path
+        self._full = full
+        self._fd: int | None = fd
+        self._size = size
+        self._created = created
+        self._buffer = bytearray()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def write(self, data: bytes) -> None:
+        self._check_open()
+        self._buffer += data
+        self._size += len(data)
+        if len(self._buffer) >= CHUNK_SIZE:
+            await self._flush()
+
+    async def close(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            await self._flush()
+            with _map_errors(self._path, writing=True):
+                await asyncio.to_thread(self._sync)
+        finally:
+            self._release()
+
+    async def commit(self) -> None:
+        self._check_open()
+        await self.close()
+
+    async def cancel(self) -> None:
+        fd = self._check_open()
+        self._buffer.clear()
+        try:
+            with _map_errors(self._path, writing=True):
+                await asyncio.to_thread(self._remove, fd)
+        finally:
+            self._release()
+
+    def _check_open(self) -> int:
+        if self._fd is None:
+            raise StorageError(f"writer for {self._path} is closed")
+        return self._fd
+
+    async def _flush(self) -> None:
+        fd = self._check_open()
+        if not self._buffer:
+            return
+        data, self._buffer = self._buffer, bytearray()
+        try:
+            with _map_errors(self._path, writing=True):
+                await asyncio.to_thread(_write_all, fd, data)
+        except BaseException:
+            # What reached the file is unknown: a resumed writer reports the truth.
+            self._release()
+            raise
+
+    def _sync(self) -> None:
+        assert self._fd is not None
+        os.fsync(self._fd)
+        if self._created:
+            _fsync_directory(os.path.dirname(self._full))
+            self._created = False
+
+    def _remove(self, fd: int) -> None:
+        mine = os.fstat(fd)
+        with contextlib.suppress(FileNotFoundError):
+            there = os.lstat(self._full)
+            # Only our own file: a newer writer of this path may own the name by now.
+            if (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+                os.unlink(self._full)
+                self._driver._prune(os.path.dirname(self._full))
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _open_regular(full: str) -> int:
+    # O_NONBLOCK: a FIFO planted in the root must not hang the event loop in open().
+    fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, "not an object", full)
+    return fd
+
+
+def _open_for_append(full: str) -> int:
+    fd = os.open(full, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileNotFoundError(errno.ENOENT, "not an object", full)
+    return fd
+
+
+def _read_to_end(fd: int, size: int) -> bytes:
+    data = os.read(fd, size)
+    # A writer may still be appending: read what is there now, to the end.
+    while more := os.read(fd, CHUNK_SIZE):
+        data += more
+    return data
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _children(directory: str) -> list[str]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(e.name for e in entries if not e.name.endswith("~"))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _scan(directory: str) -> list[tuple[str, bool, int, float]]:
+    """Sorted (name, is_dir, size, mtime) of a directory's entries; symlinks skipped."""
+    found = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.endswith("~"):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        found.append((entry.name, True, 0, 0.0))
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        found.append((entry.name, False, st.st_size, st.st_mtime))
+                except FileNotFoundError:
+                    continue  # deleted while we looked
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(found)
+
+
+def _ignore_vanished(function: Any, path: str, excinfo: Any) -> None:
+    """rmtree's onerror: another delete got there first; anything else is an error."""
+    if not isinstance(excinfo[1], FileNotFoundError):
+        raise excinfo[1]

@@ -1,0 +1,83 @@
+"""The shared driver suite's fixtures: one parametrised `driver` over every backend.
+
+A backend is a function `(request) -> new`, where `new()` makes another driver instance
+on the same storage (for "resume from another process" cases). Adding a driver to the
+suite is one `pytest.param` line in BACKENDS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from arca.storage.driver import Driver
+from arca.storage.drivers.filesystem import FilesystemDriver
+from arca.storage.drivers.memory import MemoryDriver
+from tests.conftest import S3_CREDENTIALS, S3_REGION, create_bucket
+
+NewDriver = Callable[[], Driver]
+Backend = Callable[[pytest.FixtureRequest], NewDriver]
+
+
+def memory(request: pytest.FixtureRequest) -> NewDriver:
+    driver = MemoryDriver()
+    return lambda: driver  # its store is the instance: "another instance" is this one
+
+
+def filesystem(request: pytest.FixtureRequest) -> NewDriver:
+    root = request.getfixturevalue("tmp_path") / "root"
+    return lambda: FilesystemDriver(str(root))
+
+
+def s3(prefix: str = "") -> Backend:
+    def backend(request: pytest.FixtureRequest) -> NewDriver:
+        from arca.storage.drivers.s3 import MIN_PART_SIZE, S3Driver
+
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = create_bucket(endpoint)
+        # The smallest part size S3 allows, so multipart paths run on small objects.
+        return lambda: S3Driver(
+            bucket,
+            prefix=prefix,
+            endpoint_url=endpoint,
+            region=S3_REGION,
+            part_size=MIN_PART_SIZE,
+            redirect=True,
+            **S3_CREDENTIALS,
+        )
+
+    return backend
+
+
+BACKENDS = [
+    pytest.param(memory, id="memory"),
+    pytest.param(filesystem, id="filesystem"),
+    pytest.param(s3(), id="s3"),
+    pytest.param(s3("tenant/registry"), id="s3-prefix"),
+]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # aiobotocore needs asyncio
+
+
+@pytest.fixture(params=BACKENDS)
+async def new_driver(request: pytest.FixtureRequest) -> AsyncIterator[NewDriver]:
+    """Make driver instances on one fresh storage; all are closed after the test."""
+    make: NewDriver = request.param(request)
+    made: list[Driver] = []
+
+    def new() -> Driver:
+        made.append(make())
+        return made[-1]
+
+    yield new
+    for driver in made:
+        await driver.close()
+
+
+@pytest.fixture
+def driver(new_driver: NewDriver) -> Driver:
+    return new_driver()
