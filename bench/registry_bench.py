@@ -6,7 +6,7 @@ Starts arca (filesystem storage in a temp dir) and, when Debian's `docker-regist
 (CNCF distribution 2.8) is installed, the reference registry with a config of its
 own; runs the same workload against each over loopback and prints one table:
 
-- push and pull of one 512 MiB blob (single stream);
+- push and pull of one 512 MiB blob (single stream; pull is the median of 3);
 - 64 x 4 MiB blobs pushed, then pulled, by 8 concurrent clients;
 - manifest GET and HEAD requests per second (4 keep-alive connections);
 - the tag list of a 1,000-tag repository (requests per second).
@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,10 +141,12 @@ def big_blob(url: str, size_mib: int) -> tuple[float, float]:
         start = time.perf_counter()
         push_blob(client, "bench/big", blob_stream(block, size_mib), size_mib * MiB, digest)
         push = size_mib / (time.perf_counter() - start)
-        start = time.perf_counter()
-        assert pull_blob(client, "bench/big", digest) == size_mib * MiB
-        pull = size_mib / (time.perf_counter() - start)
-    return push, pull
+        rates = []
+        for _ in range(3):
+            start = time.perf_counter()
+            assert pull_blob(client, "bench/big", digest) == size_mib * MiB
+            rates.append(size_mib / (time.perf_counter() - start))
+    return push, statistics.median(rates)
 
 
 def many_blobs(url: str, count: int, size_mib: int, clients: int) -> tuple[float, float]:
@@ -202,18 +205,28 @@ async def request_rate(url: str, method: str, path: str, connections: int, secon
             head = await reader.readuntil(b"\r\n\r\n")
             if not head.startswith(b"HTTP/1.1 200"):
                 raise RuntimeError(f"{method} {path}: {head[:80]!r}")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if method != "HEAD" and length:
-                await reader.readexactly(length)
+            if method != "HEAD":
+                await read_body(reader, head)
             counts[slot] += 1
         writer.close()
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(slot) for slot in range(connections)))
     return sum(counts) / (time.perf_counter() - start)
+
+
+async def read_body(reader: asyncio.StreamReader, head: bytes) -> None:
+    """Consume a response body framed by Content-Length or chunked encoding."""
+    lines = head.lower().split(b"\r\n")
+    if b"transfer-encoding: chunked" in lines:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                return
+    for line in lines:
+        if line.startswith(b"content-length:"):
+            await reader.readexactly(int(line.split(b":", 1)[1]))
 
 
 @dataclass

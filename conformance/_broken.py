@@ -42,8 +42,9 @@ def _sha256(data: bytes) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: the suite's own failures say what went wrong
 
     def _body(self) -> bytes:
@@ -118,7 +119,9 @@ class Liar(_Handler):
         media_type: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> None:
-        self._send(status, json.dumps(document).encode(), {"Content-Type": media_type, **(headers or {})})
+        self._send(
+            status, json.dumps(document).encode(), {"Content-Type": media_type, **(headers or {})}
+        )
 
     def _upload(self, name: str, session: str, query: dict[str, str], body: bytes) -> None:
         session = session or str(uuid.uuid4())
@@ -158,7 +161,11 @@ class Liar(_Handler):
         document = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": _sha256(b"{}"), "size": 2},
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": _sha256(b"{}"),
+                "size": 2,
+            },
             "layers": [],
         }
         content = json.dumps(document).encode()
@@ -187,7 +194,8 @@ class Corrupter(_Handler):
                 self.command, self.upstream + self.path, content=body, headers=headers
             )
         except httpx.HTTPError as error:
-            return self._send(502, repr(error).encode())
+            self._send(502, repr(error).encode())
+            return
         content = upstream.content
         out: dict[str, str] = {}
         for key, value in upstream.headers.items():

@@ -25,7 +25,9 @@ from conformance._oci import (
     matches_digest,
 )
 
-UUID_RE = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
 RANGE_RE = re.compile(r"^0-(\d+)$")
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -130,9 +132,9 @@ def next_link(response: httpx.Response) -> str | None:
     """The absolute URL of an RFC 5988 Link rel="next", if any."""
     if "Link" not in response.headers:
         return None
-    link = response.links.get("next")
-    assert link and link.get("url"), f"Link header without rel=next: {response.headers['Link']}"
-    return urljoin(str(response.request.url), link["url"])
+    url = (response.links.get("next") or {}).get("url")
+    assert url, f"Link header without rel=next: {response.headers['Link']}"
+    return urljoin(str(response.request.url), url)
 
 
 @dataclass

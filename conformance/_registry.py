@@ -103,9 +103,16 @@ def _log_tail(path: Path, limit: int = 3000) -> str:
 def _spawn(name: str, command: list[str], workdir: Path, url: str) -> RunningTarget:
     log_path = workdir / f"{name}.log"
     log = log_path.open("wb")
+    # A fresh target means default settings: no ARCA_* overrides from the caller.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ARCA_")}
     try:
         process = subprocess.Popen(
-            command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     except OSError as error:
         log.close()

@@ -72,7 +72,9 @@ def test_oras_push_and_pull_files(registry: Registry, repo: str, tmp_path: Path)
     assert response.status_code == 201, response.text
     manifest = manifest_of(registry, repo, "v1")
     assert manifest["annotations"] == annotations
-    titles = [layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]]
+    titles = [
+        layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]
+    ]
     assert titles == ["notes.txt", "data.bin"]
     out = tmp_path / "pulled"
     pulled = client.pull(target=f"{registry.host}/{repo}:v1", outdir=str(out))
@@ -108,7 +110,9 @@ def test_oras_artifact_type(registry: Registry, repo: str, tmp_path: Path) -> No
     paths = files(tmp_path, report_json=b'{"ok": true}', config_json=b"{}")
     layer = oras.oci.NewLayer(str(paths["report_json"]), media_type="application/json")
     layer["annotations"] = {"org.opencontainers.image.title": "report.json"}
-    config = oras.oci.NewLayer(str(paths["config_json"]), media_type="application/vnd.oci.empty.v1+json")
+    config = oras.oci.NewLayer(
+        str(paths["config_json"]), media_type="application/vnd.oci.empty.v1+json"
+    )
     for path, descriptor in ((paths["report_json"], layer), (paths["config_json"], config)):
         uploaded = client.upload_blob(str(path), container, descriptor)
         assert uploaded.status_code in (200, 201), uploaded.text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,8 +71,8 @@ class Skopeo:
 
 
 @pytest.fixture(scope="session")
-def skopeo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Skopeo]:
-    yield Skopeo(tmp_path_factory.mktemp("skopeo"))
+def skopeo(tmp_path_factory: pytest.TempPathFactory) -> Skopeo:
+    return Skopeo(tmp_path_factory.mktemp("skopeo"))
 
 
 def tls(registry: Registry, *flags: str) -> list[str]:
@@ -149,7 +148,9 @@ def test_skopeo_copy_all_multi_platform_index(
 def test_skopeo_inspect_raw(registry: Registry, repo: str, skopeo: Skopeo) -> None:
     image = image_manifest()
     registry.push_manifest(repo, image, "v1")
-    raw = skopeo.run("inspect", "--raw", *tls(registry, "tls-verify"), docker_ref(registry, repo, "v1"))
+    raw = skopeo.run(
+        "inspect", "--raw", *tls(registry, "tls-verify"), docker_ref(registry, repo, "v1")
+    )
     assert raw.encode() == image.body
     config = skopeo.run(
         "inspect", "--raw", "--config", *tls(registry, "tls-verify"),

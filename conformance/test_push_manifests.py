@@ -40,7 +40,9 @@ def expect_created(registry: Registry, response: httpx.Response, manifest: Manif
         assert digest_header == manifest.digest, f"Docker-Content-Digest {digest_header}"
     pulled = registry.get(resolve_location(response), headers={"Accept": ACCEPT_ALL_MANIFESTS})
     expect_status(pulled, 200)
-    assert pulled.content == manifest.body, f"manifest Location serves other bytes: {describe(pulled)}"
+    assert pulled.content == manifest.body, (
+        f"manifest Location serves other bytes: {describe(pulled)}"
+    )
 
 
 @pytest.mark.spec("end-7")
@@ -78,7 +80,9 @@ def test_push_image_index_and_docker_list(registry: Registry, repo: str) -> None
         index = image_index(children, docker=docker)
         for child in children:
             registry.push_manifest(repo, child)
-        response = registry.put_manifest(repo, f"index-{docker}".lower(), index.body, index.media_type)
+        response = registry.put_manifest(
+            repo, f"index-{docker}".lower(), index.body, index.media_type
+        )
         expect_created(registry, response, index)
         registry.expect_manifest(repo, index.digest, index)
 

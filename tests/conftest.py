@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,12 +77,17 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait()
 
 
-def create_bucket(endpoint_url: str) -> str:
-    """A new, empty bucket with a valid S3 name on `endpoint_url`; returns its name."""
+@functools.cache
+def _botocore_session() -> Any:
     import botocore.session  # only where S3 tests run
 
+    return botocore.session.get_session()  # one per run: a new one parses models (~0.2 s)
+
+
+def create_bucket(endpoint_url: str) -> str:
+    """A new, empty bucket with a valid S3 name on `endpoint_url`; returns its name."""
     name = f"arca-test-{uuid.uuid4().hex[:16]}"
-    client = botocore.session.get_session().create_client(
+    client = _botocore_session().create_client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=S3_REGION,

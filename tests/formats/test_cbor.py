@@ -40,7 +40,7 @@ def _same(a: object, b: object) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
-        return struct.pack(">d", a) == struct.pack(">d", b)  # type: ignore[arg-type]
+        return struct.pack(">d", a) == struct.pack(">d", b)
     if isinstance(a, list):
         assert isinstance(b, list)
         return len(a) == len(b) and all(map(_same, a, b))

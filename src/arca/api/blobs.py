@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from arca.api import _http
+from arca.api.streaming import BlobResponse
 from arca.registry.blobs import BlobInfo
 
 OCTET_STREAM = "application/octet-stream"
@@ -19,6 +20,7 @@ def _headers(info: BlobInfo, length: int) -> dict[str, str]:
         "ETag": f'"{info.digest}"',
         "Accept-Ranges": "bytes",
         "Cache-Control": "max-age=31536000",
+        "Content-Type": OCTET_STREAM,
     }
 
 
@@ -32,17 +34,17 @@ class BlobEndpoint(HTTPEndpoint):
         window = _http.read_range(request.headers.get("range"), info.size)
         if window is None:
             stream = registry.blobs.read(info.digest)
-            return StreamingResponse(stream, headers=_headers(info, info.size), media_type=OCTET_STREAM)
+            return BlobResponse(stream, 200, _headers(info, info.size))
         offset, length = window
         headers = _headers(info, length)
         headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{info.size}"
         stream = registry.blobs.read(info.digest, offset, length)
-        return StreamingResponse(stream, status_code=206, headers=headers, media_type=OCTET_STREAM)
+        return BlobResponse(stream, 206, headers)
 
     async def head(self, request: Request) -> Response:
         registry = _http.registry(request)
         info = await registry.blobs.stat(_http.name(request), _http.digest(request.path_params["digest"]))
-        return Response(headers=_headers(info, info.size), media_type=OCTET_STREAM)
+        return Response(headers=_headers(info, info.size))
 
     async def delete(self, request: Request) -> Response:
         registry = _http.registry(request)

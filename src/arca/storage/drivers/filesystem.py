@@ -170,7 +170,7 @@ class FilesystemDriver(Driver):
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         full = self._resolve(path)
-        with _map_errors(path, writing=True):
+        with _map_errors(path, writing=not append):  # resuming a directory: nothing to resume
             if append:
                 fd = await asyncio.to_thread(_open_for_append, full)
             else:

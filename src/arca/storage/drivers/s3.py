@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import json
 import struct
@@ -39,6 +40,7 @@ import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.loaders import Loader, create_loader
 
 from arca.storage.driver import (
     CHUNK_SIZE,
@@ -175,6 +177,7 @@ class S3Driver(Driver):
             response_checksum_validation="when_required",
         )
         self._session = get_session()
+        self._session.register_component("data_loader", _loader())
         self._stack = contextlib.AsyncExitStack()
         self._clients: dict[bool, Any] = {}
         self._lock = asyncio.Lock()
@@ -604,6 +607,12 @@ class _S3Writer(FileWriter):
                 Body=data,
             )
         return _Part(number, response["ETag"], len(data))
+
+
+@functools.cache
+def _loader() -> Loader:
+    """botocore's service models, parsed once per process (~0.2 s per session otherwise)."""
+    return create_loader()
 
 
 def _decode_state(path: str, state: bytes) -> tuple[str | None, list[_Part], bytes]:

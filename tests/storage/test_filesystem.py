@@ -1,0 +1,139 @@
+"""What only the filesystem driver promises: staying inside its root, and tidy directories."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from arca.storage.driver import InvalidPath, PathNotFound
+from arca.storage.drivers.filesystem import FilesystemDriver
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+async def driver(root: Path) -> AsyncIterator[FilesystemDriver]:
+    driver = FilesystemDriver(str(root))
+    yield driver
+    await driver.close()
+
+
+async def test_a_planted_directory_symlink_cannot_lead_outside(
+    driver: FilesystemDriver, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    (root / "repositories").mkdir()
+    (root / "repositories" / "evil").symlink_to(outside)
+
+    with pytest.raises(InvalidPath):
+        await driver.put("repositories/evil/planted", b"x")
+    with pytest.raises(InvalidPath):
+        await driver.writer("repositories/evil/planted")
+    with pytest.raises(InvalidPath):
+        await driver.get("repositories/evil/secret")
+    with pytest.raises(InvalidPath):
+        await driver.delete("repositories/evil/secret")
+    with pytest.raises(InvalidPath):
+        [name async for name in driver.list("repositories/evil")]
+    assert sorted(os.listdir(outside)) == ["secret"]
+
+
+async def test_a_planted_file_symlink_cannot_be_read_or_moved(
+    driver: FilesystemDriver, root: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "passwd").write_bytes(b"root:x:0:0")
+    root.mkdir(exist_ok=True)
+    (root / "link").symlink_to(tmp_path / "passwd")
+    with pytest.raises(InvalidPath):
+        await driver.get("link")
+    with pytest.raises(InvalidPath):
+        await driver.move("link", "stolen")
+
+
+async def test_symlinks_within_the_root_are_followed(driver: FilesystemDriver, root: Path) -> None:
+    await driver.put("real/object", b"inside")
+    (root / "alias").symlink_to(root / "real")
+    assert await driver.get("alias/object") == b"inside"
+
+
+async def test_put_leaves_no_temporary_files(driver: FilesystemDriver, root: Path) -> None:
+    await driver.put("d/x", b"1")
+    await driver.put("d/x", b"2")
+    await driver.put("d/y", b"3", if_absent=True)
+    assert sorted(os.listdir(root / "d")) == ["x", "y"]
+
+
+async def test_leftover_temporary_files_are_invisible(driver: FilesystemDriver, root: Path) -> None:
+    await driver.put("d/x", b"1")
+    (root / "d" / ".0123abcd.tmp~").write_bytes(b"from a crash")
+    assert [name async for name in driver.list("d")] == ["x"]
+    assert [info.path async for info in driver.walk("d")] == ["d/x"]
+
+
+async def test_delete_prunes_empty_directories_up_to_the_root(
+    driver: FilesystemDriver, root: Path
+) -> None:
+    await driver.put("a/b/c/d", b"x")
+    await driver.put("a/keep", b"x")
+    await driver.delete("a/b/c/d")
+    assert sorted(os.listdir(root / "a")) == ["keep"]
+    await driver.delete("a/keep")
+    assert os.listdir(root) == []
+
+
+async def test_move_prunes_the_source_directory(driver: FilesystemDriver, root: Path) -> None:
+    await driver.put("uploads/u/data", b"x")
+    await driver.move("uploads/u/data", "blobs/ab/data")
+    assert os.listdir(root) == ["blobs"]
+
+
+async def test_a_planted_fifo_is_not_an_object(driver: FilesystemDriver, root: Path) -> None:
+    root.mkdir(exist_ok=True)
+    os.mkfifo(root / "fifo")  # opening it for reading would block forever
+    with pytest.raises(PathNotFound):
+        await driver.get("fifo")
+    with pytest.raises(PathNotFound):
+        [chunk async for chunk in driver.open_read("fifo")]
+
+
+async def test_writer_bytes_are_in_the_file_at_the_path(
+    driver: FilesystemDriver, root: Path
+) -> None:
+    writer = await driver.writer("uploads/u/data")
+    await writer.write(b"partial")
+    await writer.close()
+    assert (root / "uploads" / "u" / "data").read_bytes() == b"partial"
+
+
+async def test_cancel_spares_a_newer_writer_of_the_same_path(driver: FilesystemDriver) -> None:
+    older = await driver.writer("contended")
+    newer = await driver.writer("contended")
+    await newer.write(b"newer")
+    await older.cancel()
+    await newer.commit()
+    assert await driver.get("contended") == b"newer"
+
+
+async def test_a_directory_is_not_an_object(driver: FilesystemDriver) -> None:
+    await driver.put("dir/object", b"x")
+    with pytest.raises(PathNotFound):
+        [chunk async for chunk in driver.open_read("dir")]
+    with pytest.raises(PathNotFound):
+        await driver.writer("dir", append=True)
+    with pytest.raises(PathNotFound):
+        await driver.move("dir", "elsewhere")
