@@ -44,7 +44,8 @@ def s3(prefix: str = "") -> Backend:
             region=S3_REGION,
             part_size=MIN_PART_SIZE,
             redirect=True,
-            **S3_CREDENTIALS,
+            access_key_id=S3_CREDENTIALS["access_key_id"],
+            secret_access_key=S3_CREDENTIALS["secret_access_key"],
         )
 
     return backend

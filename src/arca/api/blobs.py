@@ -11,6 +11,8 @@ from arca.api.streaming import BlobResponse
 from arca.registry.blobs import BlobInfo
 
 OCTET_STREAM = "application/octet-stream"
+# A blob's blake3, when known (docs/api.md): lets a client check content with blake3.
+BLAKE3_HEADER = "Arca-Content-Blake3"
 
 
 def _headers(info: BlobInfo, length: int) -> dict[str, str]:
@@ -44,7 +46,11 @@ class BlobEndpoint(HTTPEndpoint):
     async def head(self, request: Request) -> Response:
         registry = _http.registry(request)
         info = await registry.blobs.stat(_http.name(request), _http.digest(request.path_params["digest"]))
-        return Response(headers=_headers(info, info.size))
+        headers = _headers(info, info.size)
+        meta = await registry.blobs.recorded_meta(info.digest)
+        if meta is not None and meta.blake3 is not None:
+            headers[BLAKE3_HEADER] = str(meta.blake3)
+        return Response(headers=headers)
 
     async def delete(self, request: Request) -> Response:
         registry = _http.registry(request)

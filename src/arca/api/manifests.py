@@ -8,7 +8,13 @@ from starlette.responses import Response
 
 from arca.api import _http
 from arca.errors import ManifestTooLarge
+from arca.formats.artifact import ARTIFACT_MEDIA_TYPE
+from arca.formats.digest import Digest
+from arca.formats.mediatypes import normalize_content_type
 from arca.registry.manifests import Revision
+
+# The OCI manifest digest behind a CBOR view (whose own digest is Docker-Content-Digest).
+MANIFEST_DIGEST_HEADER = "Arca-Manifest-Digest"
 
 
 def _headers(revision: Revision) -> dict[str, str]:
@@ -20,17 +26,54 @@ def _headers(revision: Revision) -> dict[str, str]:
     }
 
 
+def wants_artifact_view(accept: str | None) -> bool:
+    """Whether Accept prefers arca's CBOR view over every other type it lists."""
+    if not accept or ARTIFACT_MEDIA_TYPE not in accept:
+        return False
+    best: tuple[float, int, str] | None = None
+    for position, item in enumerate(accept.split(",")):
+        media_type, _, parameters = item.strip().partition(";")
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            key, _, value = parameter.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        candidate = (-quality, position, media_type.strip().lower())
+        if quality > 0 and (best is None or candidate < best):
+            best = candidate
+    return best is not None and best[2] == ARTIFACT_MEDIA_TYPE
+
+
+def _view_headers(revision: Revision, document: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": ARTIFACT_MEDIA_TYPE,
+        "Content-Length": str(len(document)),
+        "Docker-Content-Digest": str(Digest.of(document)),
+        MANIFEST_DIGEST_HEADER: str(revision.digest),
+        "Vary": "Accept",
+    }
+
+
 class ManifestEndpoint(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         registry = _http.registry(request)
-        stored = await registry.manifests.get(_http.name(request), request.path_params["reference"])
+        name, reference = _http.name(request), request.path_params["reference"]
+        if wants_artifact_view(request.headers.get("accept")):
+            stored, document = await registry.artifacts.view(name, reference)
+            return Response(document, headers=_view_headers(stored.revision, document))
+        stored = await registry.manifests.get(name, reference)
         return Response(stored.data, headers=_headers(stored.revision))
 
     async def head(self, request: Request) -> Response:
         registry = _http.registry(request)
-        revision = await registry.manifests.revision(
-            _http.name(request), request.path_params["reference"]
-        )
+        name, reference = _http.name(request), request.path_params["reference"]
+        if wants_artifact_view(request.headers.get("accept")):
+            stored, document = await registry.artifacts.view(name, reference)
+            return Response(headers=_view_headers(stored.revision, document))
+        revision = await registry.manifests.revision(name, reference)
         return Response(headers=_headers(revision))
 
     async def put(self, request: Request) -> Response:
@@ -40,13 +83,12 @@ class ManifestEndpoint(HTTPEndpoint):
         limit = registry.manifests.max_bytes
         length = _http.content_length(request) or 0
         data = await _http.read_body(request, limit, ManifestTooLarge(max(length, limit + 1), limit))
-        result = await registry.manifests.put(
-            name,
-            reference,
-            data,
-            request.headers.get("content-type"),
-            tuple(request.query_params.getlist("tag")),
-        )
+        content_type = request.headers.get("content-type")
+        tags = tuple(request.query_params.getlist("tag"))
+        if normalize_content_type(content_type) == ARTIFACT_MEDIA_TYPE:
+            result = await registry.artifacts.put(name, reference, data, tags)
+        else:
+            result = await registry.manifests.put(name, reference, data, content_type, tags)
         headers = {
             "Location": _http.absolute(request, f"/v2/{name}/manifests/{result.digest}"),
             "Docker-Content-Digest": str(result.digest),

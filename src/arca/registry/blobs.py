@@ -136,12 +136,21 @@ class BlobStore:
             await self._driver.move(source, target)
         await self._write_meta_if_absent(meta)
 
+    async def recorded_meta(self, digest: Digest) -> BlobMeta | None:
+        """The metadata as recorded, without computing anything missing."""
+        try:
+            return BlobMeta.decode(await self._driver.get(layout.blob_meta(digest)))
+        except PathNotFound:
+            return None
+
     async def meta(self, digest: Digest) -> BlobMeta:
         """The blob's metadata, computing what is missing (blake3 after a resumed upload)."""
-        try:
-            meta = BlobMeta.decode(await self._driver.get(layout.blob_meta(digest)))
-        except PathNotFound:
-            size = (await self._driver.stat(layout.blob_data(digest))).size
+        meta = await self.recorded_meta(digest)
+        if meta is None:
+            try:
+                size = (await self._driver.stat(layout.blob_data(digest))).size
+            except PathNotFound:
+                raise BlobUnknown(digest) from None
             meta = BlobMeta(digest, size, None, None, time.time())
         if meta.sha256 is None or meta.blake3 is None:
             meta = await self._complete_meta(meta)

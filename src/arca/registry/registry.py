@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from arca.config import Settings
+from arca.registry.artifacts import ArtifactStore
 from arca.registry.blobs import BlobStore
 from arca.registry.catalog import Catalog
 from arca.registry.manifests import ManifestStore
@@ -27,4 +28,5 @@ class Registry:
             self.referrers,
             max_bytes=settings.limits.manifest_max_bytes,
         )
+        self.artifacts = ArtifactStore(self.blobs, self.manifests)
         self.catalog = Catalog(driver)

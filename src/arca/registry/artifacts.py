@@ -1,0 +1,92 @@
+"""arca artifacts: a canonical CBOR document stored as an OCI manifest, and back.
+
+PUT of the CBOR document checks every file against the blobs it names (size, sha256
+and blake3), stores the document as the config blob, and stores the OCI manifest
+generated from it, so every OCI tool sees an ordinary artifact. The CBOR view of a
+manifest is the stored document when the manifest is exactly the one arca generates
+for it, and otherwise a view derived from the OCI manifest and blob metadata.
+"""
+
+from __future__ import annotations
+
+import json
+
+from arca.errors import (
+    BlobUnknown,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestTooLarge,
+    ManifestUnknown,
+)
+from arca.formats.artifact import (
+    check_oci_manifest,
+    decode_artifact,
+    encode_artifact,
+    from_oci_manifest,
+    is_arca_manifest,
+    to_oci_manifest,
+)
+from arca.formats.digest import Digest
+from arca.formats.mediatypes import OCI_MANIFEST, is_index_media_type
+from arca.registry.blobs import BlobStore
+from arca.registry.manifests import ManifestStore, PutResult, StoredManifest
+
+
+class ArtifactStore:
+    def __init__(self, blobs: BlobStore, manifests: ManifestStore) -> None:
+        self._blobs = blobs
+        self._manifests = manifests
+
+    async def put(
+        self, name: str, reference: str, document: bytes, extra_tags: tuple[str, ...] = ()
+    ) -> PutResult:
+        if len(document) > self._manifests.max_bytes:
+            raise ManifestTooLarge(len(document), self._manifests.max_bytes)
+        artifact = decode_artifact(document)
+        for file in artifact.files:
+            try:
+                info = await self._blobs.stat(name, file.sha256)
+            except BlobUnknown:
+                raise ManifestBlobUnknown(file.sha256) from None
+            if info.size != file.size:
+                raise ManifestInvalid(
+                    f"file {file.path!r} says {file.size} bytes but blob {file.sha256}"
+                    f" has {info.size}",
+                    {"path": file.path, "digest": str(file.sha256)},
+                )
+            meta = await self._blobs.meta(file.sha256)
+            if meta.blake3 != file.blake3:
+                raise ManifestInvalid(
+                    f"file {file.path!r} says {file.blake3} but blob {file.sha256}"
+                    f" has {meta.blake3}",
+                    {"path": file.path, "digest": str(file.sha256)},
+                )
+        config = Digest.of(document)
+        await self._blobs.put_small(document, config)
+        await self._blobs.link(name, config)
+        manifest = to_oci_manifest(artifact, document)
+        return await self._manifests.put(name, reference, manifest, OCI_MANIFEST, extra_tags)
+
+    async def view(self, name: str, reference: str) -> tuple[StoredManifest, bytes]:
+        """The manifest and its CBOR view."""
+        stored = await self._manifests.get(name, reference)
+        if is_index_media_type(stored.revision.media_type):
+            raise ManifestUnknown(f"{name}:{reference} is an index; it has no artifact view")
+        manifest = json.loads(stored.data)
+        if is_arca_manifest(manifest):
+            document = await self._blobs.read_all(Digest.parse(manifest["config"]["digest"]))
+            try:
+                check_oci_manifest(stored.data, document)
+            except ManifestInvalid:
+                pass  # an arca config under a manifest arca did not generate: derive
+            else:
+                return stored, document
+        blake3_of = {}
+        for layer in manifest.get("layers", []):
+            digest = Digest.parse(layer["digest"])
+            meta = await self._blobs.meta(digest)
+            if meta.blake3 is not None:
+                blake3_of[str(digest)] = str(meta.blake3)
+        tag = None if ":" in reference else reference
+        artifact = from_oci_manifest(manifest, blake3_of, name, tag)
+        return stored, encode_artifact(artifact)
