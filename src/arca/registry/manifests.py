@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from arca.errors import (
     DigestInvalid,
@@ -29,6 +31,8 @@ from arca.registry.tags import TagStore
 from arca.storage import layout
 from arca.storage.driver import Driver, PathNotFound
 
+
+log = logging.getLogger(__name__)
 
 # Schema validation costs ~35 µs per layer: big manifests parse off the event loop.
 _PARSE_INLINE_BYTES = 64 << 10
@@ -72,6 +76,23 @@ class PutResult:
     tags: tuple[str, ...] = field(default=())
 
 
+class ManifestListener(Protocol):
+    """Told of every manifest change after it is stored (e.g. the artifact index).
+
+    The /v2 core never imports its listeners; `create_app` wires them. A listener's
+    failure is logged and does not fail the push: storage is the source of truth and
+    every listener can rebuild from it.
+    """
+
+    async def manifest_stored(
+        self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]
+    ) -> None: ...
+
+    async def manifest_deleted(self, name: str, digest: Digest) -> None: ...
+
+    async def tag_deleted(self, name: str, tag: str, digest: Digest) -> None: ...
+
+
 class _ContentCache:
     """Manifest bytes by digest, bounded by total size (content is immutable)."""
 
@@ -112,6 +133,7 @@ class ManifestStore:
         self._referrers = referrers
         self.max_bytes = max_bytes
         self._cache = _ContentCache(cache_bytes)
+        self.listeners: list[ManifestListener] = []
 
     async def resolve(self, name: str, reference: str) -> Digest:
         target = _parse(reference, reading=True)
@@ -167,13 +189,16 @@ class ManifestStore:
         """Delete by tag removes the tag; by digest, the manifest and every tag on it."""
         target = _parse(reference, reading=True)
         if not isinstance(target, Digest):
-            return await self._tags.delete(name, target)
+            digest = await self._tags.delete(name, target)
+            await self._notify("tag_deleted", name, target, digest)
+            return digest
         revision = await self.revision(name, reference)
         for tag in await self._tags.pointing_at(name, target):
             await self._driver.delete(layout.tag_dir(name, tag))
         if revision.subject is not None:
             await self._referrers.remove(name, revision.subject, target)
         await self._driver.delete(layout.revision_link(name, target).rsplit("/", 1)[0])
+        await self._notify("manifest_deleted", name, target)
         return target
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -198,7 +223,15 @@ class ManifestStore:
             )
         for tag in tags:
             await self._tags.set(name, tag, digest)
+        await self._notify("manifest_stored", name, digest, data, manifest, tags)
         return PutResult(digest, subject, tags)
+
+    async def _notify(self, event: str, *args: object) -> None:
+        for listener in self.listeners:
+            try:
+                await getattr(listener, event)(*args)
+            except Exception:
+                log.exception("manifest listener failed", extra={"listener": type(listener).__name__, "event": event})
 
 
 def referrer_descriptor(revision: Revision, manifest: Manifest) -> dict[str, object]:
