@@ -82,8 +82,18 @@ class Server:
 
 def arca_server(workdir: Path) -> Server:
     port = free_port()
-    command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--storage", str(workdir / "arca-data")]
+    command = [
+        sys.executable,
+        "-m",
+        "arca",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage",
+        str(workdir / "arca-data"),
+    ]
     return Server("arca", command, f"http://127.0.0.1:{port}", workdir)
 
 
@@ -99,8 +109,12 @@ def reference_server(workdir: Path) -> Server | None:
         "  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
-    return Server("distribution", [REFERENCE_BINARY, "serve", str(config)],
-                  f"http://127.0.0.1:{port}", workdir)
+    return Server(
+        "distribution",
+        [REFERENCE_BINARY, "serve", str(config)],
+        f"http://127.0.0.1:{port}",
+        workdir,
+    )
 
 
 # -- workloads ---------------------------------------------------------------------------
@@ -111,7 +125,9 @@ def blob_stream(block: bytes, count: int) -> Iterator[bytes]:
         yield index.to_bytes(8, "big") + block[8:]
 
 
-def push_blob(client: httpx.Client, name: str, chunks: Iterator[bytes], size: int, digest: str) -> None:
+def push_blob(
+    client: httpx.Client, name: str, chunks: Iterator[bytes], size: int, digest: str
+) -> None:
     location = client.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
     separator = "&" if "?" in location else "?"
     response = client.put(
@@ -176,25 +192,39 @@ def prepare_manifest(client: httpx.Client, name: str, tags: list[str]) -> str:
     config, layer = b"{}", os.urandom(1024)
     for blob in (config, layer):
         push_blob(client, name, iter([blob]), len(blob), sha256(blob))
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(config), "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": sha256(layer), "size": 1024}],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": sha256(config),
+                "size": 2,
+            },
+            "layers": [
+                {"mediaType": "application/octet-stream", "digest": sha256(layer), "size": 1024}
+            ],
+        }
+    ).encode()
     for tag in tags:
-        response = client.put(f"/v2/{name}/manifests/{tag}", content=manifest,
-                              headers={"Content-Type": OCI_MANIFEST})
+        response = client.put(
+            f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+        )
         if response.status_code != 201:
-            raise RuntimeError(f"manifest push failed: {response.status_code} {response.text[:200]}")
+            raise RuntimeError(
+                f"manifest push failed: {response.status_code} {response.text[:200]}"
+            )
     return sha256(manifest)
 
 
-async def request_rate(url: str, method: str, path: str, connections: int, seconds: float,
-                       accept: str = OCI_MANIFEST) -> float:
+async def request_rate(
+    url: str, method: str, path: str, connections: int, seconds: float, accept: str = OCI_MANIFEST
+) -> float:
     """Requests per second over keep-alive connections, each answer read in full."""
     host, port = url.removeprefix("http://").split(":")
-    request = (f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {accept}\r\n\r\n").encode()
+    request = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {accept}\r\n\r\n"
+    ).encode()
     deadline = time.perf_counter() + seconds
     counts = [0] * connections
 
@@ -252,15 +282,23 @@ def run_workload(server: Server, quick: bool) -> Figures:
     for method in ("GET", "HEAD"):
         for reference in ("v1", digest):
             kind = "tag" if reference == "v1" else "digest"
-            rate = asyncio.run(request_rate(server.url, method, f"/v2/bench/manifests/manifests/{reference}", 4, seconds))
+            rate = asyncio.run(
+                request_rate(
+                    server.url, method, f"/v2/bench/manifests/manifests/{reference}", 4, seconds
+                )
+            )
             figures.values[f"manifest {method} by {kind} (req/s)"] = rate
-    rate = asyncio.run(request_rate(server.url, "GET", "/v2/bench/tags/tags/list", 4, seconds, "application/json"))
+    rate = asyncio.run(
+        request_rate(server.url, "GET", "/v2/bench/tags/tags/list", 4, seconds, "application/json")
+    )
     figures.values["tags/list of 1,000 tags (req/s)"] = rate
     return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs")
     parser.add_argument("--only", choices=["arca", "distribution"], help="run one registry")
     args = parser.parse_args()

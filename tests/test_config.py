@@ -26,7 +26,11 @@ def test_environment_overrides_file(tmp_path):
     config = tmp_path / "arca.toml"
     config.write_text('[server]\nport = 6000\n[storage.s3]\nbucket = "from-file"\n')
     settings = load_settings(
-        {"ARCA_SERVER_PORT": "7000", "ARCA_STORAGE_DRIVER": "s3", "ARCA_STORAGE_S3_REGION": "eu-west-1"},
+        {
+            "ARCA_SERVER_PORT": "7000",
+            "ARCA_STORAGE_DRIVER": "s3",
+            "ARCA_STORAGE_S3_REGION": "eu-west-1",
+        },
         config,
     )
     assert settings.server.port == 7000

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(ApiVersionHeader)],
         lifespan=lifespan,
     )

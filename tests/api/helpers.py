@@ -28,9 +28,7 @@ def descriptor(data: bytes, media_type: str, **extra: Any) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": sha256(data), "size": len(data), **extra}
 
 
-def image_manifest(
-    client: TestClient, name: str, layers: list[bytes], **fields: Any
-) -> bytes:
+def image_manifest(client: TestClient, name: str, layers: list[bytes], **fields: Any) -> bytes:
     """Push a config and layers, and return an OCI image manifest naming them."""
     config = b"{}"
     push_blob(client, name, config)

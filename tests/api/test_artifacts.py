@@ -23,7 +23,9 @@ from tests.api.helpers import OCI_MANIFEST, error_code, push_blob, sha256
 FILES = {"report.html": b"<html>ok</html>", "data/results.json": b'{"passed": 12}'}
 
 
-def artifact_file(path: str, data: bytes, media_type: str = "application/octet-stream") -> ArtifactFile:
+def artifact_file(
+    path: str, data: bytes, media_type: str = "application/octet-stream"
+) -> ArtifactFile:
     return ArtifactFile(
         path=path,
         media_type=media_type,
@@ -53,7 +55,8 @@ def push_files(client, name="reports") -> None:
 
 def put_document(client, document: bytes, reference="v1", name="reports"):
     return client.put(
-        f"/v2/{name}/manifests/{reference}", content=document,
+        f"/v2/{name}/manifests/{reference}",
+        content=document,
         headers={"Content-Type": ARTIFACT_MEDIA_TYPE},
     )
 
@@ -82,7 +85,9 @@ def test_cbor_view_round_trips_byte_for_byte(client):
     document = encode_artifact(make_artifact())
     digest = put_document(client, document).headers["Docker-Content-Digest"]
     for reference in ("v1", digest):
-        view = client.get(f"/v2/reports/manifests/{reference}", headers={"Accept": ARTIFACT_MEDIA_TYPE})
+        view = client.get(
+            f"/v2/reports/manifests/{reference}", headers={"Accept": ARTIFACT_MEDIA_TYPE}
+        )
         assert view.status_code == 200
         assert view.content == document
         assert view.headers["Content-Type"] == ARTIFACT_MEDIA_TYPE
@@ -108,9 +113,15 @@ def test_accept_prefers_json_when_listed_first(client):
     push_files(client)
     put_document(client, encode_artifact(make_artifact()))
     both = f"{OCI_MANIFEST}, {ARTIFACT_MEDIA_TYPE}"
-    assert client.get("/v2/reports/manifests/v1", headers={"Accept": both}).headers["Content-Type"] == OCI_MANIFEST
+    assert (
+        client.get("/v2/reports/manifests/v1", headers={"Accept": both}).headers["Content-Type"]
+        == OCI_MANIFEST
+    )
     weighted = f"{OCI_MANIFEST};q=0.5, {ARTIFACT_MEDIA_TYPE}"
-    assert client.get("/v2/reports/manifests/v1", headers={"Accept": weighted}).headers["Content-Type"] == ARTIFACT_MEDIA_TYPE
+    assert (
+        client.get("/v2/reports/manifests/v1", headers={"Accept": weighted}).headers["Content-Type"]
+        == ARTIFACT_MEDIA_TYPE
+    )
 
 
 def test_derived_view_of_a_foreign_manifest_has_both_digests(client):
@@ -122,15 +133,27 @@ def test_derived_view_of_a_foreign_manifest_has_both_digests(client):
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": "application/vnd.example.report",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(config), "size": 2},
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": sha256(config),
+            "size": 2,
+        },
         "layers": [
-            {"mediaType": "text/plain", "digest": sha256(data), "size": len(data),
-             "annotations": {"org.opencontainers.image.title": path}}
+            {
+                "mediaType": "text/plain",
+                "digest": sha256(data),
+                "size": len(data),
+                "annotations": {"org.opencontainers.image.title": path},
+            }
             for path, data in FILES.items()
         ],
         "annotations": {"dev.arca.label.status": "fail"},
     }
-    client.put("/v2/reports/manifests/foreign", content=json.dumps(manifest), headers={"Content-Type": OCI_MANIFEST})
+    client.put(
+        "/v2/reports/manifests/foreign",
+        content=json.dumps(manifest),
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     view = client.get("/v2/reports/manifests/foreign", headers={"Accept": ARTIFACT_MEDIA_TYPE})
     assert view.status_code == 200, view.text
     artifact = decode_artifact(view.content)
@@ -145,7 +168,9 @@ def test_derived_view_of_a_foreign_manifest_has_both_digests(client):
 def test_blob_head_exposes_blake3(client):
     digest = push_blob(client, "reports", b"some bytes")
     head = client.head(f"/v2/reports/blobs/{digest}")
-    assert head.headers["Arca-Content-Blake3"] == "blake3:" + blake3.blake3(b"some bytes").hexdigest()
+    assert (
+        head.headers["Arca-Content-Blake3"] == "blake3:" + blake3.blake3(b"some bytes").hexdigest()
+    )
 
 
 @pytest.mark.parametrize(
@@ -164,10 +189,14 @@ def test_bad_documents_are_rejected(client, case, expected):
     if case == "missing-file":
         document = encode_artifact(make_artifact(files=(artifact_file("absent.bin", b"absent"),)))
     elif case == "wrong-size":
-        wrong = ArtifactFile("report.html", "text/html", len(data) + 1, Digest.of(data), Digest.of(data, "blake3"))
+        wrong = ArtifactFile(
+            "report.html", "text/html", len(data) + 1, Digest.of(data), Digest.of(data, "blake3")
+        )
         document = encode_artifact(make_artifact(files=(wrong,)))
     elif case == "wrong-blake3":
-        wrong = ArtifactFile("report.html", "text/html", len(data), Digest.of(data), Digest.of(b"x", "blake3"))
+        wrong = ArtifactFile(
+            "report.html", "text/html", len(data), Digest.of(data), Digest.of(b"x", "blake3")
+        )
         document = encode_artifact(make_artifact(files=(wrong,)))
     elif case == "not-canonical":
         document = bytes([0xBF]) + encode_artifact(make_artifact())[1:]  # indefinite-length map

@@ -7,7 +7,14 @@ import json
 import pytest
 
 from arca.storage.drivers.memory import MemoryDriver
-from tests.api.helpers import OCI_MANIFEST, descriptor, error_code, image_manifest, push_blob, sha256
+from tests.api.helpers import (
+    OCI_MANIFEST,
+    descriptor,
+    error_code,
+    image_manifest,
+    push_blob,
+    sha256,
+)
 
 GOOD = b"good layer"
 
@@ -36,36 +43,138 @@ MISSING = sha256(b"never pushed")
 
 CASES = [
     # (id, method, path, body, headers, status, code)
-    ("wrong-digest", "POST", f"/v2/app/blobs/uploads/?digest={sha256(b'x')}", b"y", {}, 400, "DIGEST_INVALID"),
+    (
+        "wrong-digest",
+        "POST",
+        f"/v2/app/blobs/uploads/?digest={sha256(b'x')}",
+        b"y",
+        {},
+        400,
+        "DIGEST_INVALID",
+    ),
     ("malformed-digest", "GET", "/v2/app/blobs/sha256:xyz", None, {}, 400, "DIGEST_INVALID"),
     ("unknown-algorithm", "GET", "/v2/app/blobs/md5:" + "a" * 32, None, {}, 400, "DIGEST_INVALID"),
     ("unknown-blob", "GET", f"/v2/app/blobs/{MISSING}", None, {}, 404, "BLOB_UNKNOWN"),
     ("unknown-blob-head", "HEAD", f"/v2/app/blobs/{MISSING}", None, {}, 404, None),
     ("unknown-blob-delete", "DELETE", f"/v2/app/blobs/{MISSING}", None, {}, 404, "BLOB_UNKNOWN"),
     ("unknown-manifest", "GET", "/v2/app/manifests/nope", None, {}, 404, "MANIFEST_UNKNOWN"),
-    ("unknown-manifest-digest", "GET", f"/v2/app/manifests/{MISSING}", None, {}, 404, "MANIFEST_UNKNOWN"),
-    ("unknown-manifest-delete", "DELETE", f"/v2/app/manifests/{MISSING}", None, {}, 404, "MANIFEST_UNKNOWN"),
-    ("unknown-upload", "GET", "/v2/app/blobs/uploads/" + "0" * 32, None, {}, 404, "BLOB_UPLOAD_UNKNOWN"),
-    ("malformed-upload-id", "PATCH", "/v2/app/blobs/uploads/not-a-session", b"x", {}, 404, "BLOB_UPLOAD_UNKNOWN"),
+    (
+        "unknown-manifest-digest",
+        "GET",
+        f"/v2/app/manifests/{MISSING}",
+        None,
+        {},
+        404,
+        "MANIFEST_UNKNOWN",
+    ),
+    (
+        "unknown-manifest-delete",
+        "DELETE",
+        f"/v2/app/manifests/{MISSING}",
+        None,
+        {},
+        404,
+        "MANIFEST_UNKNOWN",
+    ),
+    (
+        "unknown-upload",
+        "GET",
+        "/v2/app/blobs/uploads/" + "0" * 32,
+        None,
+        {},
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    ),
+    (
+        "malformed-upload-id",
+        "PATCH",
+        "/v2/app/blobs/uploads/not-a-session",
+        b"x",
+        {},
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    ),
     # %2E: httpx would resolve a literal "/../" before sending; a raw client need not.
     ("name-dotdot", "GET", "/v2/a/%2E%2E/b/tags/list", None, {}, 400, "NAME_INVALID"),
     ("name-uppercase", "GET", "/v2/App/tags/list", None, {}, 400, "NAME_INVALID"),
     ("name-empty-component", "GET", "/v2/a//b/tags/list", None, {}, 400, "NAME_INVALID"),
     ("name-too-long", "GET", "/v2/" + "a" * 256 + "/tags/list", None, {}, 400, "NAME_INVALID"),
-    ("name-too-long-upload", "POST", "/v2/" + "a" * 256 + "/blobs/uploads/", b"", {}, 400, "NAME_INVALID"),
-    ("invalid-tag", "PUT", "/v2/app/manifests/-bad", b"{}", {"Content-Type": OCI_MANIFEST}, 400, "MANIFEST_INVALID"),
-    ("tag-too-long", "PUT", "/v2/app/manifests/" + "t" * 129, b"{}", {"Content-Type": OCI_MANIFEST}, 400, "MANIFEST_INVALID"),
-    ("malformed-json", "PUT", "/v2/app/manifests/v1", b"{not json", {"Content-Type": OCI_MANIFEST}, 400, "MANIFEST_INVALID"),
-    ("not-an-object", "PUT", "/v2/app/manifests/v1", b"[1,2]", {"Content-Type": OCI_MANIFEST}, 400, "MANIFEST_INVALID"),
-    ("out-of-order-patch", "PATCH", "{session}", b"abc", {"Content-Range": "5-7"}, 416, "RANGE_INVALID"),
-    ("range-past-end", "GET", "/v2/app/blobs/" + sha256(GOOD), None, {"Range": "bytes=1000-2000"}, 416, "RANGE_INVALID"),
+    (
+        "name-too-long-upload",
+        "POST",
+        "/v2/" + "a" * 256 + "/blobs/uploads/",
+        b"",
+        {},
+        400,
+        "NAME_INVALID",
+    ),
+    (
+        "invalid-tag",
+        "PUT",
+        "/v2/app/manifests/-bad",
+        b"{}",
+        {"Content-Type": OCI_MANIFEST},
+        400,
+        "MANIFEST_INVALID",
+    ),
+    (
+        "tag-too-long",
+        "PUT",
+        "/v2/app/manifests/" + "t" * 129,
+        b"{}",
+        {"Content-Type": OCI_MANIFEST},
+        400,
+        "MANIFEST_INVALID",
+    ),
+    (
+        "malformed-json",
+        "PUT",
+        "/v2/app/manifests/v1",
+        b"{not json",
+        {"Content-Type": OCI_MANIFEST},
+        400,
+        "MANIFEST_INVALID",
+    ),
+    (
+        "not-an-object",
+        "PUT",
+        "/v2/app/manifests/v1",
+        b"[1,2]",
+        {"Content-Type": OCI_MANIFEST},
+        400,
+        "MANIFEST_INVALID",
+    ),
+    (
+        "out-of-order-patch",
+        "PATCH",
+        "{session}",
+        b"abc",
+        {"Content-Range": "5-7"},
+        416,
+        "RANGE_INVALID",
+    ),
+    (
+        "range-past-end",
+        "GET",
+        "/v2/app/blobs/" + sha256(GOOD),
+        None,
+        {"Range": "bytes=1000-2000"},
+        416,
+        "RANGE_INVALID",
+    ),
     ("bad-page-size", "GET", "/v2/app/tags/list?n=-1", None, {}, 400, "PAGINATION_NUMBER_INVALID"),
     ("close-without-digest", "PUT", "{session}", b"", {}, 400, "BLOB_UPLOAD_INVALID"),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "headers", "status", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_rejected_and_changes_nothing(stored, method, path, body, headers, status, code):
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "code"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_bad_input_is_rejected_and_changes_nothing(
+    stored, method, path, body, headers, status, code
+):
     client, driver, _ = stored
     if "{session}" in path:
         path = client.post("/v2/app/blobs/uploads/").headers["Location"]
@@ -82,7 +191,11 @@ def test_bad_input_is_rejected_and_changes_nothing(stored, method, path, body, h
     ("case", "content_type", "expected"),
     [
         ("missing-blob", OCI_MANIFEST, "MANIFEST_BLOB_UNKNOWN"),
-        ("media-type-mismatch", "application/vnd.docker.distribution.manifest.v2+json", "MANIFEST_INVALID"),
+        (
+            "media-type-mismatch",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "MANIFEST_INVALID",
+        ),
         ("bad-schema-version", OCI_MANIFEST, "MANIFEST_INVALID"),
         ("digest-reference-mismatch", OCI_MANIFEST, "DIGEST_INVALID"),
     ],
@@ -99,7 +212,9 @@ def test_bad_manifest_is_rejected_and_changes_nothing(stored, case, content_type
     if case == "digest-reference-mismatch":
         reference = sha256(b"something else")
     before = snapshot(driver)
-    response = client.put(f"/v2/app/manifests/{reference}", content=data, headers={"Content-Type": content_type})
+    response = client.put(
+        f"/v2/app/manifests/{reference}", content=data, headers={"Content-Type": content_type}
+    )
     assert response.status_code == 400, response.text
     assert error_code(response) == expected
     assert snapshot(driver) == before
@@ -109,7 +224,8 @@ def test_oversized_manifest_is_413_and_changes_nothing(stored):
     client, driver, _ = stored
     before = snapshot(driver)
     response = client.put(
-        "/v2/app/manifests/v1", content=b"{" + b" " * (4 * 1024 * 1024) + b"}",
+        "/v2/app/manifests/v1",
+        content=b"{" + b" " * (4 * 1024 * 1024) + b"}",
         headers={"Content-Type": OCI_MANIFEST},
     )
     assert response.status_code == 413

@@ -60,10 +60,14 @@ def test_index_needs_its_children(client):
     index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
-        "manifests": [descriptor(child, OCI_MANIFEST, platform={"architecture": "amd64", "os": "linux"})],
+        "manifests": [
+            descriptor(child, OCI_MANIFEST, platform={"architecture": "amd64", "os": "linux"})
+        ],
     }
     data = json.dumps(index).encode()
-    response = client.put("/v2/app/manifests/multi", content=data, headers={"Content-Type": OCI_INDEX})
+    response = client.put(
+        "/v2/app/manifests/multi", content=data, headers={"Content-Type": OCI_INDEX}
+    )
     assert error_code(response) == "MANIFEST_BLOB_UNKNOWN"
     put_manifest(client, "app", sha256(child), child)
     put_manifest(client, "app", "multi", data, OCI_INDEX)
@@ -83,6 +87,7 @@ def test_put_by_digest_with_tag_parameters(client):
 
 def test_manifest_of_4_mib_is_accepted_and_larger_is_413(client):
     base = json.loads(image_manifest(client, "app", [b"layer"]))
+
     def padded(size: int) -> bytes:
         base["annotations"] = {"pad": ""}
         room = size - len(json.dumps(base).encode())
@@ -90,9 +95,11 @@ def test_manifest_of_4_mib_is_accepted_and_larger_is_413(client):
         data = json.dumps(base).encode()
         assert len(data) == size
         return data
+
     put_manifest(client, "app", "big", padded(4 * 1024 * 1024))
     response = client.put(
-        "/v2/app/manifests/huge", content=padded(4 * 1024 * 1024 + 1),
+        "/v2/app/manifests/huge",
+        content=padded(4 * 1024 * 1024 + 1),
         headers={"Content-Type": OCI_MANIFEST},
     )
     assert response.status_code == 413
@@ -156,7 +163,9 @@ def test_catalog_lists_nested_names_in_order(client):
 
 def _referrer(client, subject: bytes, artifact_type: str, note: str) -> bytes:
     return image_manifest(
-        client, "app", [note.encode()],
+        client,
+        "app",
+        [note.encode()],
         artifactType=artifact_type,
         subject=descriptor(subject, OCI_MANIFEST),
         annotations={"note": note},
@@ -172,7 +181,9 @@ def test_referrers_list_and_filter(client, subject_first):
     sig = _referrer(client, subject, "application/vnd.dev.sigstore", "sig")
     for data in (sbom, sig):
         response = client.put(
-            f"/v2/app/manifests/{sha256(data)}", content=data, headers={"Content-Type": OCI_MANIFEST}
+            f"/v2/app/manifests/{sha256(data)}",
+            content=data,
+            headers={"Content-Type": OCI_MANIFEST},
         )
         assert response.status_code == 201
         assert response.headers["OCI-Subject"] == sha256(subject)
@@ -211,7 +222,10 @@ def test_referrers_paginate_with_link(client_factory):
 
     client = client_factory(settings=Settings(limits=LimitSettings(referrers_page_size=2)))
     subject = image_manifest(client, "app", [b"image"])
-    pushed = {put_manifest(client, "app", f"r{i}", _referrer(client, subject, "t/x", str(i))) for i in range(5)}
+    pushed = {
+        put_manifest(client, "app", f"r{i}", _referrer(client, subject, "t/x", str(i)))
+        for i in range(5)
+    }
     seen, url = [], f"/v2/app/referrers/{sha256(subject)}"
     while url:
         response = client.get(url)

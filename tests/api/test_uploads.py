@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
-
 
 from tests.api.conftest import ClientFactory
 from tests.api.helpers import error_code, push_blob, sha256
@@ -39,11 +39,14 @@ def test_chunked_upload_with_content_range(client):
     data = os.urandom(3 * 1024 * 1024 + 17)
     location = open_session(client)
     cut = [0, 1_000_000, 2_500_000, len(data)]
-    for start, end in zip(cut, cut[1:], strict=False):
+    for start, end in itertools.pairwise(cut):
         response = client.patch(
             location,
             content=data[start:end],
-            headers={"Content-Range": f"{start}-{end - 1}", "Content-Type": "application/octet-stream"},
+            headers={
+                "Content-Range": f"{start}-{end - 1}",
+                "Content-Type": "application/octet-stream",
+            },
         )
         assert response.status_code == 202
         assert response.headers["Range"] == f"0-{end - 1}"
@@ -181,7 +184,9 @@ def test_upload_survives_restart_and_closes_without_rereading(
         driver = CountingDriver(FilesystemDriver(str(tmp_path)))
         drivers.append(driver)
         response = client_factory(driver).patch(
-            location, content=chunk, headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
+            location,
+            content=chunk,
+            headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
         )
         assert response.status_code == 202, response.text
         offset += len(chunk)
@@ -191,6 +196,9 @@ def test_upload_survives_restart_and_closes_without_rereading(
     session_id = location.rsplit("/", 1)[1]
     for driver in [*drivers, closing]:
         assert driver.reads_of(lambda path: path == f"uploads/{session_id}/data") == []
-    assert client_factory(FilesystemDriver(str(tmp_path))).get(
-        f"/v2/team/app/blobs/{sha256(data)}"
-    ).content == data
+    assert (
+        client_factory(FilesystemDriver(str(tmp_path)))
+        .get(f"/v2/team/app/blobs/{sha256(data)}")
+        .content
+        == data
+    )

@@ -33,8 +33,18 @@ class ArcaServer:
         self.log = storage.parent / f"arca-{self.port}.log"
 
     def start(self) -> ArcaServer:
-        command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--storage", str(self.storage)]
+        command = [
+            sys.executable,
+            "-m",
+            "arca",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--storage",
+            str(self.storage),
+        ]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}

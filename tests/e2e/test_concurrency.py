@@ -18,7 +18,9 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def chunked_upload(url: str, name: str, data: bytes, barrier: threading.Barrier, out: list[int]) -> None:
+def chunked_upload(
+    url: str, name: str, data: bytes, barrier: threading.Barrier, out: list[int]
+) -> None:
     with httpx.Client(base_url=url, timeout=60) as client:
         location = client.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
         barrier.wait()
@@ -48,19 +50,33 @@ def test_two_uploads_of_the_same_blob_at_once_end_consistent(arca: ArcaServer) -
         response = httpx.get(f"{arca.url}/v2/{name}/blobs/{sha256(data)}", timeout=30)
         assert response.status_code == 200
         assert sha256(response.content) == sha256(data)
-    leftovers = list((arca.storage / "uploads").iterdir()) if (arca.storage / "uploads").exists() else []
+    leftovers = (
+        list((arca.storage / "uploads").iterdir()) if (arca.storage / "uploads").exists() else []
+    )
     assert leftovers == []
 
 
 def _manifest(client: httpx.Client, name: str, layer: bytes) -> bytes:
     for blob in (b"{}", layer):
         client.post(f"/v2/{name}/blobs/uploads/?digest={sha256(blob)}", content=blob)
-    return json.dumps({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(b"{}"), "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": sha256(layer), "size": len(layer)}],
-    }).encode()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": sha256(b"{}"),
+                "size": 2,
+            },
+            "layers": [
+                {
+                    "mediaType": "application/octet-stream",
+                    "digest": sha256(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
 
 
 def test_pull_while_push_of_the_same_tag_sees_whole_manifests(arca: ArcaServer) -> None:
@@ -77,7 +93,9 @@ def test_pull_while_push_of_the_same_tag_sees_whole_manifests(arca: ArcaServer) 
         def reader() -> None:
             with httpx.Client(base_url=arca.url, timeout=30) as pulls:
                 while not done.is_set():
-                    response = pulls.get("/v2/race/manifests/latest", headers={"Accept": OCI_MANIFEST})
+                    response = pulls.get(
+                        "/v2/race/manifests/latest", headers={"Accept": OCI_MANIFEST}
+                    )
                     digest = response.headers.get("Docker-Content-Digest", "")
                     if response.status_code != 200 or known.get(digest) != response.content:
                         errors.append(f"{response.status_code} {digest}")
@@ -86,7 +104,12 @@ def test_pull_while_push_of_the_same_tag_sees_whole_manifests(arca: ArcaServer) 
         thread = threading.Thread(target=reader)
         thread.start()
         for version in versions[1:]:
-            assert client.put("/v2/race/manifests/latest", content=version, headers=headers).status_code == 201
+            assert (
+                client.put(
+                    "/v2/race/manifests/latest", content=version, headers=headers
+                ).status_code
+                == 201
+            )
         done.set()
         thread.join()
         assert errors == []

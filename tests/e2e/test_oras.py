@@ -8,7 +8,13 @@ from pathlib import Path
 import blake3
 import httpx
 
-from arca.formats.artifact import ARTIFACT_MEDIA_TYPE, Artifact, ArtifactFile, decode_artifact, encode_artifact
+from arca.formats.artifact import (
+    ARTIFACT_MEDIA_TYPE,
+    Artifact,
+    ArtifactFile,
+    decode_artifact,
+    encode_artifact,
+)
 from arca.formats.digest import Digest
 from tests.e2e.oras_client import OrasClient
 from tests.e2e.server import ArcaServer
@@ -21,7 +27,9 @@ def write_files(root: Path) -> dict[str, bytes]:
     return files
 
 
-def test_oras_push_has_cbor_view_with_both_digests(arca: ArcaServer, tmp_path: Path, monkeypatch) -> None:
+def test_oras_push_has_cbor_view_with_both_digests(
+    arca: ArcaServer, tmp_path: Path, monkeypatch
+) -> None:
     files = write_files(tmp_path)
     monkeypatch.chdir(tmp_path)
     host = OrasClient.host(arca.url)
@@ -32,7 +40,9 @@ def test_oras_push_has_cbor_view_with_both_digests(arca: ArcaServer, tmp_path: P
         manifest_annotations={"dev.arca.label.run_id": "r-7"},
     )
     assert response.status_code == 201
-    view = httpx.get(f"{arca.url}/v2/reports/nightly/manifests/v7", headers={"Accept": ARTIFACT_MEDIA_TYPE})
+    view = httpx.get(
+        f"{arca.url}/v2/reports/nightly/manifests/v7", headers={"Accept": ARTIFACT_MEDIA_TYPE}
+    )
     assert view.status_code == 200, view.text
     artifact = decode_artifact(view.content)
     assert artifact.labels == {"run_id": "r-7"}
@@ -52,18 +62,30 @@ def test_cbor_artifact_is_pullable_with_oras(arca: ArcaServer, tmp_path: Path) -
     with httpx.Client(base_url=arca.url, timeout=30) as http:
         for data in files.values():
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
-            assert http.post(f"/v2/builds/app/blobs/uploads/?digest={digest}", content=data).status_code == 201
+            assert (
+                http.post(
+                    f"/v2/builds/app/blobs/uploads/?digest={digest}", content=data
+                ).status_code
+                == 201
+            )
         artifact = Artifact(
             name="app-build",
             version="1.4.0",
             labels={"status": "pass"},
             files=tuple(
-                ArtifactFile(path, "application/octet-stream", len(data), Digest.of(data), Digest.of(data, "blake3"))
+                ArtifactFile(
+                    path,
+                    "application/octet-stream",
+                    len(data),
+                    Digest.of(data),
+                    Digest.of(data, "blake3"),
+                )
                 for path, data in files.items()
             ),
         )
         response = http.put(
-            "/v2/builds/app/manifests/1.4.0", content=encode_artifact(artifact),
+            "/v2/builds/app/manifests/1.4.0",
+            content=encode_artifact(artifact),
             headers={"Content-Type": ARTIFACT_MEDIA_TYPE},
         )
         assert response.status_code == 201, response.text

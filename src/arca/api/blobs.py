@@ -29,10 +29,14 @@ def _headers(info: BlobInfo, length: int) -> dict[str, str]:
 class BlobEndpoint(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         registry = _http.registry(request)
-        info = await registry.blobs.stat(_http.name(request), _http.digest(request.path_params["digest"]))
+        info = await registry.blobs.stat(
+            _http.name(request), _http.digest(request.path_params["digest"])
+        )
         url = await registry.blobs.url_for(info.digest)
         if url is not None:
-            return RedirectResponse(url, status_code=307, headers={"Docker-Content-Digest": str(info.digest)})
+            return RedirectResponse(
+                url, status_code=307, headers={"Docker-Content-Digest": str(info.digest)}
+            )
         window = _http.read_range(request.headers.get("range"), info.size)
         if window is None:
             stream = registry.blobs.read(info.digest)
@@ -45,7 +49,9 @@ class BlobEndpoint(HTTPEndpoint):
 
     async def head(self, request: Request) -> Response:
         registry = _http.registry(request)
-        info = await registry.blobs.stat(_http.name(request), _http.digest(request.path_params["digest"]))
+        info = await registry.blobs.stat(
+            _http.name(request), _http.digest(request.path_params["digest"])
+        )
         headers = _headers(info, info.size)
         meta = await registry.blobs.recorded_meta(info.digest)
         if meta is not None and meta.blake3 is not None:

@@ -82,7 +82,9 @@ class ManifestEndpoint(HTTPEndpoint):
         reference = request.path_params["reference"]
         limit = registry.manifests.max_bytes
         length = _http.content_length(request) or 0
-        data = await _http.read_body(request, limit, ManifestTooLarge(max(length, limit + 1), limit))
+        data = await _http.read_body(
+            request, limit, ManifestTooLarge(max(length, limit + 1), limit)
+        )
         content_type = request.headers.get("content-type")
         tags = tuple(request.query_params.getlist("tag"))
         if normalize_content_type(content_type) == ARTIFACT_MEDIA_TYPE:

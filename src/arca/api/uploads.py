@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from arca.api import _http
 from arca.formats.digest import Digest
+from arca.formats.reference import validate_name
 from arca.registry.uploads import UploadStatus, range_header
 
 
@@ -40,7 +41,7 @@ class UploadStartEndpoint(HTTPEndpoint):
             digest = _http.digest(mount)
             source = request.query_params.get("from")
             if source is not None:
-                source = _http.validate_name(source)
+                source = validate_name(source)
             if await registry.uploads.mount(name, digest, source):
                 return _created(request, name, digest)
         elif "digest" in request.query_params:

@@ -9,14 +9,15 @@ and scrub never have to guess.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import cbor2
 
 from arca.errors import BlobUnknown, RangeInvalid
-from arca.formats.digest import Digest, new_hasher
+from arca.formats.digest import Digest, Hasher, new_hasher
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, Driver, InvalidOffset, PathNotFound
 
@@ -114,10 +115,8 @@ class BlobStore:
         """Store a small verified blob (a manifest) from memory; a no-op when present."""
         path = layout.blob_data(digest)
         if not await self._driver.exists(path):
-            try:
+            with contextlib.suppress(AlreadyExists):
                 await self._driver.put(path, data, if_absent=True)
-            except AlreadyExists:
-                pass
         sha256 = digest if digest.algorithm == "sha256" else Digest.of(data, "sha256")
         await self._write_meta_if_absent(
             BlobMeta(digest, len(data), sha256, Digest.of(data, "blake3"), time.time())
@@ -166,12 +165,10 @@ class BlobStore:
         return full
 
     async def _write_meta_if_absent(self, meta: BlobMeta) -> None:
-        try:
+        with contextlib.suppress(AlreadyExists):
             await self._driver.put(layout.blob_meta(meta.digest), meta.encode(), if_absent=True)
-        except AlreadyExists:
-            pass
 
 
-def _update_all(hashers: list[object], chunk: bytes) -> None:
+def _update_all(hashers: Sequence[Hasher], chunk: bytes) -> None:
     for hasher in hashers:
-        hasher.update(chunk)  # type: ignore[attr-defined]
+        hasher.update(chunk)

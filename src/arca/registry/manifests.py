@@ -31,7 +31,6 @@ from arca.registry.tags import TagStore
 from arca.storage import layout
 from arca.storage.driver import Driver, PathNotFound
 
-
 log = logging.getLogger(__name__)
 
 # Schema validation costs ~35 µs per layer: big manifests parse off the event loop.
@@ -231,7 +230,10 @@ class ManifestStore:
             try:
                 await getattr(listener, event)(*args)
             except Exception:
-                log.exception("manifest listener failed", extra={"listener": type(listener).__name__, "event": event})
+                log.exception(
+                    "manifest listener failed",
+                    extra={"listener": type(listener).__name__, "event": event},
+                )
 
 
 def referrer_descriptor(revision: Revision, manifest: Manifest) -> dict[str, object]:

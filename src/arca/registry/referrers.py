@@ -6,6 +6,7 @@ subject exists yet (the spec allows either order), and removed with the manifest
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -25,10 +26,8 @@ class ReferrerStore:
         await self._driver.put(layout.referrer_entry(name, subject, referrer), data)
 
     async def remove(self, name: str, subject: Digest, referrer: Digest) -> None:
-        try:
+        with contextlib.suppress(PathNotFound):
             await self._driver.delete(layout.referrer_entry(name, subject, referrer))
-        except PathNotFound:
-            pass
 
     async def page(
         self, name: str, subject: Digest, artifact_type: str | None, limit: int, last: str | None

@@ -12,6 +12,7 @@ records blake3 at close, otherwise metadata gets it lazily on first use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import uuid
@@ -142,7 +143,12 @@ class UploadStore:
                 raise
             if digest.algorithm != "sha256":
                 # Only sha256 state travels with a session; others re-read the data once.
-                await self._verify(session_id, digest, await self._rehash_committed(session_id, digest.algorithm), None)
+                await self._verify(
+                    session_id,
+                    digest,
+                    await self._rehash_committed(session_id, digest.algorithm),
+                    None,
+                )
             meta = BlobMeta(
                 digest=digest,
                 size=state.offset,
@@ -171,11 +177,11 @@ class UploadStore:
 
     async def mount(self, name: str, digest: Digest, source: str | None) -> bool:
         """Link an existing blob into `name`: from `source`, or from anywhere when None."""
-        if source is not None:
-            if source == name or await self._blobs.is_linked(source, digest):
-                if await self._blobs.exists_anywhere(digest):
-                    await self._blobs.link(name, digest)
-                    return True
+        if (
+            source is not None
+            and source != name
+            and not await self._blobs.is_linked(source, digest)
+        ):
             return False
         if await self._blobs.exists_anywhere(digest):
             await self._blobs.link(name, digest)
@@ -313,10 +319,8 @@ class UploadStore:
 
     async def _forget(self, session_id: str) -> None:
         self._live.pop(session_id, None)
-        try:
+        with contextlib.suppress(PathNotFound):
             await self._driver.delete(layout.upload_dir(session_id))
-        except PathNotFound:
-            pass
 
 
 def _sha256_of(state: SessionState) -> Digest:

@@ -335,7 +335,7 @@ class S3Driver(Driver):
             return None
         key = self._key(path)
         with _map_errors(path):
-            signer = await self._client(public=True)
+            signer = await self._client(public=self._endpoints[True] != self._endpoints[False])
             url: str = await signer.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
             )
