@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -137,3 +138,16 @@ async def test_a_directory_is_not_an_object(driver: FilesystemDriver) -> None:
         await driver.writer("dir", append=True)
     with pytest.raises(PathNotFound):
         await driver.move("dir", "elsewhere")
+
+
+async def test_a_cancelled_write_waits_for_its_thread(driver: FilesystemDriver, root: Path) -> None:
+    # Closing the descriptor under a running write could send its bytes to whatever
+    # file reuses the number next; so cancellation returns only once the write is done.
+    writer = await driver.writer("uploads/u/data")
+    data = b"x" * (64 << 20)
+    task = asyncio.ensure_future(writer.write(data))
+    await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (root / "uploads" / "u" / "data").stat().st_size == len(data)

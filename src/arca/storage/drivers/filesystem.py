@@ -91,7 +91,7 @@ class FilesystemDriver(Driver):
                 size = os.fstat(fd).st_size
                 if size <= _SMALL_FILE:
                     return _read_to_end(fd, size)
-                return await asyncio.to_thread(_read_to_end, fd, size)
+                return await _in_thread(_read_to_end, fd, size)
             finally:
                 os.close(fd)
 
@@ -110,7 +110,7 @@ class FilesystemDriver(Driver):
             position = offset
             while position < end:
                 with _map_errors(path):
-                    chunk = await asyncio.to_thread(
+                    chunk = await _in_thread(
                         os.pread, fd, min(CHUNK_SIZE, end - position), position
                     )
                 if not chunk:
@@ -172,9 +172,9 @@ class FilesystemDriver(Driver):
         full = self._resolve(path)
         with _map_errors(path, writing=not append):  # resuming a directory: nothing to resume
             if append:
-                fd = await asyncio.to_thread(_open_for_append, full)
+                fd = await _in_thread(_open_for_append, full, cleanup=os.close)
             else:
-                fd = await asyncio.to_thread(self._create_in_place, full)
+                fd = await _in_thread(self._create_in_place, full, cleanup=os.close)
             size = os.fstat(fd).st_size
         return _FilesystemWriter(self, path, full, fd, size, created=not append)
 
@@ -307,7 +307,7 @@ class _FilesystemWriter(FileWriter):
         try:
             await self._flush()
             with _map_errors(self._path, writing=True):
-                await asyncio.to_thread(self._sync)
+                await _in_thread(self._sync)
         finally:
             self._release()
 
@@ -320,7 +320,7 @@ class _FilesystemWriter(FileWriter):
         self._buffer.clear()
         try:
             with _map_errors(self._path, writing=True):
-                await asyncio.to_thread(self._remove, fd)
+                await _in_thread(self._remove, fd)
         finally:
             self._release()
 
@@ -336,7 +336,7 @@ class _FilesystemWriter(FileWriter):
         data, self._buffer = self._buffer, bytearray()
         try:
             with _map_errors(self._path, writing=True):
-                await asyncio.to_thread(_write_all, fd, data)
+                await _in_thread(_write_all, fd, data)
         except BaseException:
             # What reached the file is unknown: a resumed writer reports the truth.
             self._release()
@@ -364,6 +364,27 @@ class _FilesystemWriter(FileWriter):
             self._fd = None
 
 
+async def _in_thread(
+    function: Callable[..., _T], *args: Any, cleanup: Callable[[_T], object] | None = None
+) -> _T:
+    """`asyncio.to_thread`, except that a cancelled caller still waits for the thread.
+
+    A thread cannot be stopped. Were the caller to close a descriptor the thread still
+    uses, the number could be reused by another open file and a late write land there.
+    `cleanup` releases what a cancelled call produced anyway (an opened descriptor).
+    """
+    task = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is None and cleanup is not None:
+            cleanup(task.result())
+        raise
+
+
 def _open_regular(full: str) -> int:
     # O_NONBLOCK: a FIFO planted in the root must not hang the event loop in open().
     fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -382,9 +403,9 @@ def _open_for_append(full: str) -> int:
 
 
 def _read_to_end(fd: int, size: int) -> bytes:
-    data = os.read(fd, size)
-    # A writer may still be appending: read what is there now, to the end.
-    while more := os.read(fd, CHUNK_SIZE):
+    # pread, never the shared file position; to the end, since a writer may be appending.
+    data = os.pread(fd, size, 0)
+    while more := os.pread(fd, CHUNK_SIZE, len(data)):
         data += more
     return data
 
