@@ -1,8 +1,13 @@
 """The one catalogue of errors arca answers with.
 
-Every failure a client can cause is a `RegistryError` whose `code` knows its HTTP
-status, so no handler ever picks a status by hand. The api layer renders them as
-the distribution spec's `{"errors": [{"code", "message", "detail"}]}` body.
+Every failure a client can cause is a `RegistryError` subclass that fixes its code and
+status, so no handler ever picks a status by hand. The api layer renders them as the
+distribution spec's `{"errors": [{"code", "message", "detail"}]}` body.
+
+The spec says a 4xx JSON body's `code` MUST be one of its fourteen codes, so client
+errors use only those; where the spec asks for a status other than the code's usual
+one (416 for an out-of-order chunk, 413 for an oversized manifest) the subclass says
+so. Server errors (5xx) are outside that rule and have codes of their own.
 """
 
 from __future__ import annotations
@@ -29,11 +34,9 @@ class ErrorCode(enum.Enum):
     DENIED = (403, "requested access to the resource is denied")
     UNSUPPORTED = (405, "the operation is unsupported")
     TOOMANYREQUESTS = (429, "too many requests")
-    # Not in the spec's table but used by registries for the same purpose.
-    RANGE_INVALID = (416, "requested range not satisfiable")
-    MANIFEST_TOO_LARGE = (413, "manifest too large")
-    PAGINATION_NUMBER_INVALID = (400, "invalid number of results requested")
+    # Server errors: the spec's closed set of codes covers 4xx answers only.
     UNAVAILABLE = (503, "storage unavailable")
+    UNKNOWN = (500, "internal server error")
 
     def __init__(self, status: int, message: str) -> None:
         self.status = status
@@ -44,6 +47,7 @@ class RegistryError(Exception):
     """A failure with an OCI error code; subclasses fix the code and take facts."""
 
     code: ClassVar[ErrorCode]
+    status_override: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -58,7 +62,7 @@ class RegistryError(Exception):
 
     @property
     def status(self) -> int:
-        return self.code.status
+        return self.status_override or self.code.status
 
     def to_json(self) -> dict[str, object]:
         entry: dict[str, object] = {"code": self.code.name, "message": self.message}
@@ -115,7 +119,8 @@ class ManifestUnknown(RegistryError):
 
 
 class ManifestTooLarge(RegistryError):
-    code = ErrorCode.MANIFEST_TOO_LARGE
+    code = ErrorCode.SIZE_INVALID
+    status_override = 413
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
@@ -160,14 +165,25 @@ class Unavailable(RegistryError):
 
 
 class PaginationNumberInvalid(RegistryError):
-    code = ErrorCode.PAGINATION_NUMBER_INVALID
+    """A bad `n`: no spec code fits, so UNSUPPORTED (that page size) with 400."""
+
+    code = ErrorCode.UNSUPPORTED
+    status_override = 400
 
 
-class RangeInvalid(RegistryError):
-    """416: a chunk or read range that does not fit what is stored.
+class ChunkOutOfOrder(RegistryError):
+    """416 for a chunk that does not start where the upload ends.
 
-    For uploads the spec asks for the session's current `Range` and `Location` so the
-    client can resume; for blob reads the current size in `Content-Range`.
+    The spec asks for the session's current `Range` and `Location` so the client can
+    resume; the session itself is unchanged.
     """
 
-    code = ErrorCode.RANGE_INVALID
+    code = ErrorCode.BLOB_UPLOAD_INVALID
+    status_override = 416
+
+
+class RangeNotSatisfiable(RegistryError):
+    """416 for a blob read outside the blob; `Content-Range` gives the real size."""
+
+    code = ErrorCode.SIZE_INVALID
+    status_override = 416

@@ -151,7 +151,7 @@ CASES = [
         b"abc",
         {"Content-Range": "5-7"},
         416,
-        "RANGE_INVALID",
+        "BLOB_UPLOAD_INVALID",
     ),
     (
         "range-past-end",
@@ -160,9 +160,9 @@ CASES = [
         None,
         {"Range": "bytes=1000-2000"},
         416,
-        "RANGE_INVALID",
+        "SIZE_INVALID",
     ),
-    ("bad-page-size", "GET", "/v2/app/tags/list?n=-1", None, {}, 400, "PAGINATION_NUMBER_INVALID"),
+    ("bad-page-size", "GET", "/v2/app/tags/list?n=-1", None, {}, 400, "UNSUPPORTED"),
     ("close-without-digest", "PUT", "{session}", b"", {}, 400, "BLOB_UPLOAD_INVALID"),
 ]
 
@@ -241,6 +241,39 @@ def test_blob_ranges(stored):
     assert response.headers["Content-Range"] == "bytes 2-5/10"
     assert client.get(f"/v2/app/blobs/{digest}", headers={"Range": "bytes=-3"}).content == b"789"
     assert client.get(f"/v2/app/blobs/{digest}", headers={"Range": "bytes=7-"}).content == b"789"
+
+
+SPEC_CODES = {
+    "BLOB_UNKNOWN",
+    "BLOB_UPLOAD_INVALID",
+    "BLOB_UPLOAD_UNKNOWN",
+    "DIGEST_INVALID",
+    "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID",
+    "MANIFEST_UNKNOWN",
+    "NAME_INVALID",
+    "NAME_UNKNOWN",
+    "SIZE_INVALID",
+    "UNAUTHORIZED",
+    "DENIED",
+    "UNSUPPORTED",
+    "TOOMANYREQUESTS",
+}
+
+
+def test_client_errors_use_only_the_specs_codes():
+    """The spec closes the set of codes a 4xx JSON body may carry."""
+    import arca.errors
+
+    for value in vars(arca.errors).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, arca.errors.RegistryError)
+            and hasattr(value, "code")
+        ):
+            error = value.__new__(value)
+            if error.status < 500:
+                assert value.code.name in SPEC_CODES, value
 
 
 def test_unsupported_method_is_405_with_allow(client):

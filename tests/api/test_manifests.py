@@ -103,7 +103,7 @@ def test_manifest_of_4_mib_is_accepted_and_larger_is_413(client):
         headers={"Content-Type": OCI_MANIFEST},
     )
     assert response.status_code == 413
-    assert error_code(response) == "MANIFEST_TOO_LARGE"
+    assert error_code(response) == "SIZE_INVALID"
 
 
 def test_delete_by_digest_removes_manifest_and_its_tags(client):

@@ -8,7 +8,13 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from arca.errors import BlobUploadInvalid, PaginationNumberInvalid, RangeInvalid, RegistryError
+from arca.errors import (
+    BlobUploadInvalid,
+    ChunkOutOfOrder,
+    PaginationNumberInvalid,
+    RangeNotSatisfiable,
+    RegistryError,
+)
 from arca.formats.digest import Digest
 from arca.formats.reference import validate_name
 from arca.registry.registry import Registry
@@ -63,11 +69,11 @@ def chunk_start(request: Request) -> int | None:
         return None
     match = _CONTENT_RANGE.match(raw.strip())
     if match is None:
-        raise RangeInvalid(f"invalid Content-Range {raw!r}; expected <start>-<end>")
+        raise ChunkOutOfOrder(f"invalid Content-Range {raw!r}; expected <start>-<end>")
     start, end = int(match[1]), int(match[2])
     length = content_length(request)
     if end < start or (length is not None and end - start + 1 != length):
-        raise RangeInvalid(
+        raise ChunkOutOfOrder(
             f"Content-Range {raw!r} does not match Content-Length {length}",
         )
     return start
@@ -79,7 +85,7 @@ def read_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     match = _RANGE.match(header.strip())
     if match is None or (not match[1] and not match[2]):
-        raise RangeInvalid(
+        raise RangeNotSatisfiable(
             f"unsupported Range {header!r}; use a single bytes=<start>-<end>",
             headers={"Content-Range": f"bytes */{size}"},
         )
@@ -89,7 +95,7 @@ def read_range(header: str | None, size: int) -> tuple[int, int] | None:
     start = int(match[1])
     end = int(match[2]) if match[2] else size - 1
     if start >= size or end < start:
-        raise RangeInvalid(
+        raise RangeNotSatisfiable(
             f"range {header!r} is outside the blob of {size} bytes",
             headers={"Content-Range": f"bytes */{size}"},
         )

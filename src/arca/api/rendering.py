@@ -6,7 +6,7 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arca.errors import ErrorCode, RegistryError, Unavailable, Unsupported
@@ -32,8 +32,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         error = Unsupported(f"method {request.method} is not supported on {request.url.path}")
         return JSONResponse(error.to_json(), status_code=405, headers=exc.headers)
-    body = {"errors": [{"code": "NOT_FOUND", "message": exc.detail or "not found"}]}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    # No route: plain text, since a JSON 4xx body must use one of the spec's codes
+    # and none of them means "no such endpoint".
+    return PlainTextResponse(f"{exc.status_code} {exc.detail}", exc.status_code, exc.headers)
 
 
 async def storage_unavailable(request: Request, exc: Exception) -> Response:
@@ -51,7 +52,7 @@ async def invalid_path(request: Request, exc: Exception) -> Response:
 
 async def unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
-    body = {"errors": [{"code": "UNKNOWN", "message": "internal server error"}]}
+    body = {"errors": [{"code": ErrorCode.UNKNOWN.name, "message": ErrorCode.UNKNOWN.message}]}
     return JSONResponse(body, status_code=500)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import cbor2
 
-from arca.errors import BlobUnknown, RangeInvalid
+from arca.errors import BlobUnknown, RangeNotSatisfiable
 from arca.formats.digest import Digest, Hasher, new_hasher
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, Driver, InvalidOffset, PathNotFound
@@ -88,7 +88,7 @@ class BlobStore:
         except PathNotFound:
             raise BlobUnknown(digest) from None
         except InvalidOffset:
-            raise RangeInvalid(f"offset {offset} is past the end of {digest}") from None
+            raise RangeNotSatisfiable(f"offset {offset} is past the end of {digest}") from None
 
     async def read_all(self, digest: Digest) -> bytes:
         try:

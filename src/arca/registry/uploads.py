@@ -24,8 +24,8 @@ import cbor2
 from arca.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
+    ChunkOutOfOrder,
     DigestInvalid,
-    RangeInvalid,
 )
 from arca.formats.digest import Blake3Hasher, Digest, ResumableHasher, new_hasher
 from arca.registry.blobs import BlobMeta, BlobStore
@@ -211,7 +211,7 @@ class UploadStore:
     @staticmethod
     def _check_start(session_id: str, state: SessionState, start: int | None) -> None:
         if start is not None and start != state.offset:
-            raise RangeInvalid(
+            raise ChunkOutOfOrder(
                 f"chunk starts at {start} but the upload has {state.offset} bytes;"
                 f" send the chunk starting at {state.offset}",
                 {"session_id": session_id, "offset": state.offset},
