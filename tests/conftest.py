@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +42,11 @@ def _free_port() -> int:
         return port
 
 
+def _die_with_parent() -> None:
+    """In the child (Linux): get SIGTERM if pytest dies before its finalizers run."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start `moto_server` on a free port; yield its URL; stop it at the end."""
@@ -54,6 +61,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
             stdout=output,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     try:
         deadline = time.monotonic() + 30

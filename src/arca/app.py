@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from arca.api.control.routes import CONTROL_ROUTES
 from arca.api.rendering import EXCEPTION_HANDLERS, ApiVersionHeader
 from arca.api.routes import V2_ROUTES
 from arca.config import Settings
+from arca.control.artifacts import ArtifactControl
 from arca.registry.registry import Registry
 from arca.storage.driver import BackendUnavailable, Driver
 from arca.storage.drivers import load_driver
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
     if driver is None:
         driver = load_driver(settings.storage.driver, settings.storage.driver_options())
     registry = Registry(driver, settings)
+    control = ArtifactControl.attach(registry)  # the artifact index follows every push
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
 
     routes = [
         *V2_ROUTES,
+        *CONTROL_ROUTES,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
@@ -60,6 +64,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
     )
     app.router.redirect_slashes = False
     app.state.registry = registry
+    app.state.control = control
     app.state.public_url = settings.server.public_url.rstrip("/")
     return app
 

@@ -187,3 +187,13 @@ class RangeNotSatisfiable(RegistryError):
 
     code = ErrorCode.SIZE_INVALID
     status_override = 416
+
+
+class ParameterInvalid(RegistryError):
+    """A control-plane (/api/v1) query parameter arca cannot use: a label filter, a cursor.
+
+    No spec code fits, so UNSUPPORTED with 400, as for `PaginationNumberInvalid`.
+    """
+
+    code = ErrorCode.UNSUPPORTED
+    status_override = 400

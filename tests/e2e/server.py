@@ -25,26 +25,21 @@ class ArcaServer:
     """Start, stop and restart one arca process; sample its memory on demand."""
 
     def __init__(self, storage: Path, env: dict[str, str] | None = None) -> None:
+        """Filesystem storage at `storage`, unless `env` chooses another driver
+        (then `storage` only names where the log goes)."""
         self.storage = storage
         self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        storage.parent.mkdir(parents=True, exist_ok=True)
         self.log = storage.parent / f"arca-{self.port}.log"
 
     def start(self) -> ArcaServer:
-        command = [
-            sys.executable,
-            "-m",
-            "arca",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--storage",
-            str(self.storage),
-        ]
+        command = [sys.executable, "-m", "arca", "serve"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        if "ARCA_STORAGE_DRIVER" not in self.env:
+            command += ["--storage", str(self.storage)]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
@@ -73,6 +68,21 @@ class ArcaServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def s3_environment(endpoint: str, bucket: str, **options: str) -> dict[str, str]:
+    """`ARCA_*` settings for an arca process on the S3 driver against `endpoint`."""
+    env = {
+        "ARCA_STORAGE_DRIVER": "s3",
+        "ARCA_STORAGE_S3_BUCKET": bucket,
+        "ARCA_STORAGE_S3_ENDPOINT_URL": endpoint,
+        "ARCA_STORAGE_S3_REGION": "us-east-1",
+        "ARCA_STORAGE_S3_ACCESS_KEY_ID": "testing",
+        "ARCA_STORAGE_S3_SECRET_ACCESS_KEY": "testing",
+        "ARCA_STORAGE_S3_ADDRESSING_STYLE": "path",
+    }
+    env.update({f"ARCA_STORAGE_S3_{key.upper()}": value for key, value in options.items()})
+    return env
 
 
 class PeakRss:

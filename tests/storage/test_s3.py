@@ -154,6 +154,25 @@ async def test_cancel_and_delete_abort_multipart_uploads(make_driver: MakeDriver
     assert await raw_keys(driver) == {}
 
 
+async def test_a_write_whose_part_fails_is_not_counted(
+    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = await make_driver().writer("u/data")
+    await writer.write(b"1" * (4 * MiB))
+
+    async def unreachable(data: bytes, number: int) -> None:
+        raise BackendUnavailable("S3 endpoint unavailable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(writer, "_send_part", unreachable)
+        with pytest.raises(BackendUnavailable):
+            await writer.write(b"X" * (2 * MiB))
+    assert writer.size == 4 * MiB
+    await writer.write(b"2" * (2 * MiB))
+    await writer.commit()
+    assert await make_driver().get("u/data") == b"1" * (4 * MiB) + b"2" * (2 * MiB)
+
+
 ERRORS = [
     ({"Code": "NoSuchKey"}, 404, PathNotFound),
     ({"Code": "NoSuchUpload"}, 404, PathNotFound),  # an upload aborted under a writer

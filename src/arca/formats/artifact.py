@@ -398,6 +398,16 @@ def from_oci_manifest(
     return artifact
 
 
+def labels_from_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    """The labels a derived view carries, for indexes that must agree with the view."""
+    return _labels_from(annotations)
+
+
+def created_from_annotations(annotations: Mapping[str, str]) -> datetime | None:
+    """The creation time a derived view carries (None if absent or unusable)."""
+    return _created_from(annotations)
+
+
 def _string_map(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}

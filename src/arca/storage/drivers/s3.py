@@ -495,14 +495,27 @@ class _S3Writer(FileWriter):
         return self._size
 
     async def write(self, data: bytes) -> None:
+        """Buffer `data`, sending each part as it fills; the buffer never exceeds a part.
+
+        If sending fails, the bytes of this call not yet sent are dropped again, so
+        `size` says what was accepted (for chunks up to a part: all of it or nothing).
+        """
         self._check_open()
-        if not data:
-            return
-        self._buffer += data
-        self._size += len(data)
-        self._saved = False
-        while len(self._buffer) >= self._driver.part_size:
-            await self._send_buffered(self._driver.part_size)
+        part_size = self._driver.part_size
+        rest = memoryview(data)
+        while rest:
+            taken = rest[: part_size - len(self._buffer)]
+            rest = rest[len(taken) :]
+            self._buffer += taken
+            self._size += len(taken)
+            self._saved = False
+            if len(self._buffer) == part_size:
+                try:
+                    await self._send_buffered(part_size)
+                except BaseException:
+                    del self._buffer[len(self._buffer) - len(taken) :]
+                    self._size -= len(taken)
+                    raise
 
     async def close(self) -> None:
         if self._ended:

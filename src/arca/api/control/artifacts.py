@@ -1,0 +1,62 @@
+"""/api/v1 artifact endpoints: parse the query, call ArtifactControl once, shape the JSON."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from arca.api import _http
+from arca.api.control import _http as _query
+from arca.api.control import shapes
+
+
+class ArtifactsEndpoint(HTTPEndpoint):
+    """The artifacts of a repository: list them (GET), delete those with a label (DELETE)."""
+
+    async def get(self, request: Request) -> Response:
+        name = _http.name(request)
+        filters, limit = _query.labels(request), _query.limit(request)
+        page = await _query.control(request).page(name, filters, limit, _query.cursor(request))
+        headers = {}
+        if page.cursor is not None:
+            query = urlencode(
+                [
+                    *(("label", f"{k}={v}") for k, v in filters.items()),
+                    ("limit", str(limit)),
+                    ("cursor", page.cursor),
+                ]
+            )
+            headers["Link"] = f'</api/v1/repositories/{name}/artifacts?{query}>; rel="next"'
+        body = {
+            "name": name,
+            "artifacts": [shapes.summary(entry) for entry in page.entries],
+            "cursor": page.cursor,
+        }
+        return JSONResponse(body, headers=headers)
+
+    async def delete(self, request: Request) -> Response:
+        name = _http.name(request)
+        deleted = await _query.control(request).delete_by_label(name, _query.labels(request))
+        return JSONResponse({"name": name, "deleted": [str(digest) for digest in deleted]})
+
+
+async def latest(request: Request) -> Response:
+    name = _http.name(request)
+    entry = await _query.control(request).latest(name, _query.labels(request))
+    return JSONResponse(shapes.summary(entry))
+
+
+async def record(request: Request) -> Response:
+    name, reference = _http.name(request), request.path_params["reference"]
+    found = await _query.control(request).record(name, reference)
+    return JSONResponse(shapes.record(found))
+
+
+async def verify(request: Request) -> Response:
+    """200 whatever the outcome: the report's `ok` says whether every blob matched."""
+    name, reference = _http.name(request), request.path_params["reference"]
+    result = await _query.control(request).verify(name, reference)
+    return JSONResponse(shapes.verification(result))

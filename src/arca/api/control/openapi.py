@@ -1,0 +1,310 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
+
+Written here as data, next to the shapes it describes; tests validate real answers
+against its schemas and check that docs/openapi.json is this document
+(`python -m arca.api.control.openapi > docs/openapi.json` regenerates it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from arca import __version__
+from arca.api.control._http import DEFAULT_LIMIT, MAX_LIMIT
+from arca.control.index import SCAN_LIMIT
+
+
+def _ref(schema: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{schema}"}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+_ERRORS = {
+    "400": _json("Errors", "A parameter arca cannot use (`UNSUPPORTED`, `NAME_INVALID`, …)."),
+    "404": _json("Errors", "No such repository (`NAME_UNKNOWN`) or artifact (`MANIFEST_UNKNOWN`)."),
+    "503": _json("Errors", "Storage does not answer (`UNAVAILABLE`)."),
+}
+_NAME = {"$ref": "#/components/parameters/name"}
+_REFERENCE = {"$ref": "#/components/parameters/reference"}
+_LABEL = {"$ref": "#/components/parameters/label"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_DIGEST = {"type": "string", "pattern": "^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"}
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+_CREATED_SOURCE = {
+    "type": "string",
+    "enum": ["artifact", "first_seen"],
+    "description": "`artifact`: the artifact's own creation time "
+    "(`org.opencontainers.image.created`); `first_seen`: it has none, so the time "
+    "arca first stored the manifest.",
+}
+
+
+def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": sorted(properties),
+        "additionalProperties": False,
+        "properties": properties,
+        **extra,
+    }
+
+
+SCHEMAS: dict[str, Any] = {
+    "Errors": _object(
+        {
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "detail": {},
+                    },
+                },
+            }
+        },
+        description="The error body of /v2 and /api/v1 alike (src/arca/errors.py).",
+    ),
+    "ArtifactSummary": _object(
+        {
+            "digest": {**_DIGEST, "description": "The OCI manifest digest."},
+            "created": {"type": "string", "format": "date-time"},
+            "created_source": _CREATED_SOURCE,
+            "labels": _LABELS,
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "title": {"type": "string"},
+            "version": {"type": "string"},
+            "size": {"type": "integer", "description": "Bytes of all files (layers)."},
+            "file_count": {"type": "integer"},
+            "media_type": {"type": "string"},
+            "artifact_type": _NULLABLE_STRING,
+            "subject": {"type": ["string", "null"], "description": "The subject's digest."},
+        },
+        description="An artifact as the index lists it.",
+    ),
+    "ArtifactList": _object(
+        {
+            "name": {"type": "string"},
+            "artifacts": {"type": "array", "items": _ref("ArtifactSummary")},
+            "cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last.",
+            },
+        }
+    ),
+    "DeleteResult": _object(
+        {"name": {"type": "string"}, "deleted": {"type": "array", "items": _DIGEST}}
+    ),
+    "File": _object(
+        {
+            "path": {"type": "string"},
+            "media_type": {"type": "string"},
+            "size": {"type": "integer"},
+            "sha256": _DIGEST,
+            "blake3": _DIGEST,
+        }
+    ),
+    "ArtifactRecord": _object(
+        {
+            "name": {"type": "string", "description": "The repository."},
+            "digest": {**_DIGEST, "description": "The OCI manifest digest."},
+            "media_type": {"type": "string"},
+            "artifact_type": _NULLABLE_STRING,
+            "manifest_size": {"type": "integer"},
+            "document": _object(
+                {"digest": _DIGEST, "size": {"type": "integer"}},
+                description="The CBOR artifact view (application/vnd.arca.artifact.v1+cbor).",
+            ),
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "created": {"type": "string", "format": "date-time"},
+            "created_source": _CREATED_SOURCE,
+            "labels": _LABELS,
+            "title": {"type": "string"},
+            "version": {"type": "string"},
+            "size": {"type": "integer"},
+            "files": {"type": "array", "items": _ref("File")},
+            "metadata": {"description": "Free metadata of the artifact (any JSON value)."},
+            "subject": {
+                "oneOf": [
+                    {"type": "null"},
+                    _object(
+                        {
+                            "media_type": {"type": "string"},
+                            "digest": _DIGEST,
+                            "size": {"type": "integer"},
+                        }
+                    ),
+                ]
+            },
+        }
+    ),
+    "Hashes": _object(
+        {
+            "size": {"type": ["integer", "null"]},
+            "sha256": {"type": ["string", "null"]},
+            "blake3": {"type": ["string", "null"]},
+        }
+    ),
+    "BlobCheck": _object(
+        {
+            "kind": {"type": "string", "enum": ["manifest", "config", "file"]},
+            "path": _NULLABLE_STRING,
+            "media_type": {"type": "string"},
+            "digest": _DIGEST,
+            "ok": {"type": "boolean"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+            "expected": _ref("Hashes"),
+            "actual": {"oneOf": [{"type": "null"}, _ref("Hashes")]},
+        }
+    ),
+    "Verification": _object(
+        {
+            "name": {"type": "string"},
+            "digest": _DIGEST,
+            "ok": {"type": "boolean"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+            "checks": {"type": "array", "items": _ref("BlobCheck")},
+        }
+    ),
+}
+
+PARAMETERS: dict[str, Any] = {
+    "name": {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "Repository name; it may contain `/` (sent as is, not escaped).",
+        "schema": {"type": "string"},
+    },
+    "reference": {
+        "name": "reference",
+        "in": "path",
+        "required": True,
+        "description": "A tag or a manifest digest.",
+        "schema": {"type": "string"},
+    },
+    "label": {
+        "name": "label",
+        "in": "query",
+        "description": "`<key>=<value>`; repeatable, every one must match.",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "style": "form",
+        "explode": True,
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/repositories/{name}/artifacts": {
+        "parameters": [_NAME],
+        "get": {
+            "operationId": "listArtifacts",
+            "summary": "The repository's artifacts, newest first, filtered by labels.",
+            "description": "Order: creation time, newest first, then digest. Answered from "
+            "the artifact index: at most one storage listing, one read per entry read "
+            f"(never more than {SCAN_LIMIT}) and one per distinct tag on the page.",
+            "parameters": [
+                _LABEL,
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "default": DEFAULT_LIMIT,
+                        "maximum": MAX_LIMIT,
+                    },
+                    "description": f"Most entries to return; more than {MAX_LIMIT} is capped.",
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "The `cursor` of the previous page.",
+                },
+            ],
+            "responses": {
+                "200": {
+                    **_json("ArtifactList", 'A page; `Link: <…>; rel="next"` when more.'),
+                    "headers": {"Link": {"schema": {"type": "string"}}},
+                },
+                **_ERRORS,
+            },
+        },
+        "delete": {
+            "operationId": "deleteArtifactsByLabel",
+            "summary": "Delete every artifact carrying all the given labels.",
+            "description": "Each is deleted as `DELETE /v2/<name>/manifests/<digest>` "
+            "would: the manifest, its tags and its referrer entry. At least one label.",
+            "parameters": [{**_LABEL, "required": True}],
+            "responses": {"200": _json("DeleteResult", "The digests deleted."), **_ERRORS},
+        },
+    },
+    "/api/v1/repositories/{name}/latest": {
+        "parameters": [_NAME],
+        "get": {
+            "operationId": "latestArtifact",
+            "summary": "The newest artifact carrying all the given labels.",
+            "parameters": [_LABEL],
+            "responses": {
+                "200": _json("ArtifactSummary", "The newest match."),
+                **_ERRORS,
+            },
+        },
+    },
+    "/api/v1/repositories/{name}/artifacts/{reference}": {
+        "parameters": [_NAME, _REFERENCE],
+        "get": {
+            "operationId": "getArtifact",
+            "summary": "One artifact: tags, digests, labels, files, size, created time.",
+            "responses": {"200": _json("ArtifactRecord", "The artifact."), **_ERRORS},
+        },
+    },
+    "/api/v1/repositories/{name}/artifacts/{reference}/verify": {
+        "parameters": [_NAME, _REFERENCE],
+        "post": {
+            "operationId": "verifyArtifact",
+            "summary": "Re-hash every blob (sha256 and blake3) and report each result.",
+            "description": "200 whatever the outcome; `ok` is false when any blob is "
+            "missing or differs from what the artifact says.",
+            "responses": {"200": _json("Verification", "The report."), **_ERRORS},
+        },
+    },
+    "/api/v1/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": {"description": "OpenAPI 3.1 document."}},
+        }
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "arca control plane",
+            "version": __version__,
+            "description": "Artifact workflows over the OCI registry: list with label "
+            "filters, latest, one record, verify, delete by label (docs/artifacts.md).",
+        },
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS},
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document())
+
+
+if __name__ == "__main__":
+    print(json.dumps(document(), indent=2, ensure_ascii=False))

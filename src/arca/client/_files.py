@@ -1,0 +1,124 @@
+"""Local content for a push: files, a directory, or bytes in memory; hashed and read in chunks.
+
+A file is read twice, never held whole: once to learn its sha256 and blake3 (both go
+in the artifact document, and the sha256 lets the registry say it already has the
+blob), once to stream it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from arca.client.errors import UsageError
+from arca.formats.artifact import ArtifactFile
+from arca.formats.digest import Digest
+
+CHUNK_SIZE = 1 << 20
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+_MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One file of an artifact to push: on disk (`local`) or in memory (`data`)."""
+
+    path: str
+    media_type: str
+    local: Path | None = None
+    data: bytes | None = None
+
+
+def media_type_for(path: str) -> str:
+    guessed, _ = mimetypes.guess_type(path, strict=False)
+    return guessed if guessed and _MEDIA_TYPE.fullmatch(guessed) else DEFAULT_MEDIA_TYPE
+
+
+def from_files(
+    files: Sequence[str | Path] | Mapping[str, str | Path],
+    media_types: Mapping[str, str] | None = None,
+) -> list[Source]:
+    """Files by local path (each named by its file name) or by {artifact path: local path}."""
+    named = (
+        {path: Path(local) for path, local in files.items()}
+        if isinstance(files, Mapping)
+        else {}
+    )
+    if not isinstance(files, Mapping):
+        for local in map(Path, files):
+            if local.name in named:
+                raise UsageError(f"two files are named {local.name!r}; name them with a mapping")
+            named[local.name] = local
+    if not named:
+        raise UsageError("an artifact needs at least one file")
+    sources = []
+    for path, local in sorted(named.items()):
+        if not local.is_file():
+            raise UsageError(f"{local} is not a file")
+        media_type = (media_types or {}).get(path) or media_type_for(path)
+        sources.append(Source(path, media_type, local=local))
+    return sources
+
+
+def from_directory(directory: str | Path, media_types: Mapping[str, str] | None = None) -> list[Source]:
+    """Every regular file under `directory`, named by its `/`-separated relative path."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory")
+    files = {
+        path.relative_to(root).as_posix(): path
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+    if not files:
+        raise UsageError(f"{root} has no files")
+    return from_files(files, media_types)
+
+
+async def describe(source: Source) -> ArtifactFile:
+    """The artifact file for `source`: size and both digests, hashed off the event loop."""
+    if source.data is not None:
+        size, sha256, blake = _hash_bytes(source.data)
+    else:
+        assert source.local is not None
+        size, sha256, blake = await asyncio.to_thread(_hash_file, source.local)
+    return ArtifactFile(source.path, source.media_type, size, Digest("sha256", sha256), Digest("blake3", blake))
+
+
+async def chunks(source: Source, sent: Callable[[int], None]) -> AsyncIterator[bytes]:
+    """The content in CHUNK_SIZE pieces, calling `sent(n)` after each."""
+    if source.data is not None:
+        for start in range(0, len(source.data), CHUNK_SIZE):
+            chunk = source.data[start : start + CHUNK_SIZE]
+            yield chunk
+            sent(len(chunk))
+        return
+    assert source.local is not None
+    with source.local.open("rb") as file:
+        while chunk := await asyncio.to_thread(file.read, CHUNK_SIZE):
+            yield chunk
+            sent(len(chunk))
+
+
+def _hash_bytes(data: bytes) -> tuple[int, str, str]:
+    return len(data), hashlib.sha256(data).hexdigest(), blake3.blake3(data).hexdigest()
+
+
+def _hash_file(path: Path) -> tuple[int, str, str]:
+    sha256, blake = hashlib.sha256(), blake3.blake3()
+    size = 0
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_SIZE):
+            size += len(chunk)
+            sha256.update(chunk)
+            blake.update(chunk)
+    return size, sha256.hexdigest(), blake.hexdigest()

@@ -1,0 +1,85 @@
+"""What the client raises: one base class, and the server's answers mapped in one place.
+
+`ResponseError` carries the registry's error body (`code`, `message`, `detail`, the
+same catalogue for /v2 and /api/v1). Its subclasses sort answers the way a script
+wants to branch on them: nothing there (`NotFound`), a request the server refuses
+(`RequestRejected`), a server that failed (`ServerError`); `TransportError` when the
+server could not be reached at all. The CLI maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import httpx
+
+
+class ArcaError(Exception):
+    """Base of everything the client raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(ArcaError):
+    """The caller asked for something that cannot be done (an invalid artifact, a bad path)."""
+
+
+class TransportError(ArcaError):
+    """The registry could not be reached or the connection broke."""
+
+
+class IntegrityError(ArcaError):
+    """Downloaded bytes do not match their digest; nothing was kept."""
+
+
+class ResponseError(ArcaError):
+    def __init__(
+        self, status: int, code: str, message: str, detail: object = None, method: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.method = method
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.status}): {self.message}"
+
+
+class NotFound(ResponseError):
+    """404: no such repository, artifact, tag or blob."""
+
+
+class RequestRejected(ResponseError):
+    """Another 4xx: the request is invalid, unauthorised or denied."""
+
+
+class ServerError(ResponseError):
+    """5xx, or an answer the client cannot understand."""
+
+
+def error_for(response: httpx.Response) -> ResponseError:
+    """The error a non-success answer stands for (its body must have been read)."""
+    code, message, detail = f"HTTP_{response.status_code}", response.reason_phrase, None
+    try:
+        first = response.json()["errors"][0]
+        code, message, detail = str(first["code"]), str(first["message"]), first.get("detail")
+    except (ValueError, KeyError, IndexError, TypeError):
+        text = response.text.strip()
+        if text:
+            message = text[:500]
+    status = response.status_code
+    kind = NotFound if status == 404 else RequestRejected if 400 <= status < 500 else ServerError
+    return kind(status, code, message, detail, response.request.method)
+
+
+@contextlib.contextmanager
+def transport_errors(url: str) -> Iterator[None]:
+    """httpx's connection failures as TransportError, naming the registry."""
+    try:
+        yield
+    except httpx.TransportError as error:
+        raise TransportError(f"cannot reach {url}: {error or type(error).__name__}") from error

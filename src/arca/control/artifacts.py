@@ -1,0 +1,115 @@
+"""The artifact workflows behind /api/v1: list, latest, one record, verify, delete by label.
+
+One service over the registry and the index, so each /api/v1 handler calls one method.
+Deletes go through `ManifestStore.delete`, so tags, referrers and the index (a
+listener) stay consistent with every other way of deleting a manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from arca.control.entries import IndexEntry
+from arca.control.index import ArtifactIndex, IndexPage, check_filters
+from arca.control.verify import Verification, Verifier
+from arca.errors import ManifestUnknown, ParameterInvalid
+from arca.formats.artifact import Artifact, decode_artifact
+from arca.formats.digest import Digest
+from arca.formats.manifest import parse_manifest
+from arca.registry.registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """One artifact in full: its CBOR view, the manifest it is a view of, its tags."""
+
+    name: str
+    digest: Digest
+    media_type: str
+    artifact_type: str | None
+    manifest_size: int
+    document_digest: Digest
+    document_size: int
+    tags: list[str]
+    created: int
+    """Whole seconds since the epoch: the artifact's own, else when it was first seen."""
+    pushed: bool
+    """True when `created` is the first-seen time."""
+    artifact: Artifact
+
+    @property
+    def size(self) -> int:
+        return sum(file.size for file in self.artifact.files)
+
+
+class ArtifactControl:
+    def __init__(self, registry: Registry, index: ArtifactIndex) -> None:
+        self._registry = registry
+        self.index = index
+        self._verifier = Verifier(registry.blobs, registry.manifests, registry.artifacts)
+
+    @classmethod
+    def attach(cls, registry: Registry) -> ArtifactControl:
+        """The control plane over `registry`, its index listening to manifest changes."""
+        index = ArtifactIndex(registry.driver, registry.blobs, registry.tags, registry.manifests)
+        registry.manifests.listeners.append(index)
+        return cls(registry, index)
+
+    async def page(
+        self, name: str, filters: Mapping[str, str], limit: int, cursor: str | None
+    ) -> IndexPage:
+        return await self.index.page(name, filters, limit, cursor)
+
+    async def latest(self, name: str, filters: Mapping[str, str]) -> IndexEntry:
+        page = await self.index.page(name, filters, 1, None)
+        if not page.entries:
+            wanted = ", ".join(f"{key}={value}" for key, value in filters.items())
+            raise ManifestUnknown(f"{name} (no artifact with {wanted or 'any labels'})")
+        return page.entries[0]
+
+    async def record(self, name: str, reference: str) -> ArtifactRecord:
+        stored, document = await self._registry.artifacts.view(name, reference)
+        revision = stored.revision
+        artifact = decode_artifact(document)
+        if artifact.created is not None:
+            created, pushed = int(artifact.created.timestamp()), False
+        else:
+            entry = await self.index.entry(name, revision.digest)
+            meta = await self._registry.blobs.recorded_meta(revision.digest)
+            first_seen = entry.created if entry else int(meta.created) if meta else 0
+            created, pushed = first_seen, True
+        return ArtifactRecord(
+            name=name,
+            digest=revision.digest,
+            media_type=revision.media_type,
+            artifact_type=parse_manifest(stored.data, revision.media_type).artifact_type,
+            manifest_size=revision.size,
+            document_digest=Digest.of(document),
+            document_size=len(document),
+            tags=await self.index.tags_of(name, revision.digest),
+            created=created,
+            pushed=pushed,
+            artifact=artifact,
+        )
+
+    async def verify(self, name: str, reference: str) -> Verification:
+        return await self._verifier.verify(name, reference)
+
+    async def delete_by_label(self, name: str, filters: Mapping[str, str]) -> list[Digest]:
+        """Delete every artifact carrying all `filters`; the digests deleted."""
+        if not filters:
+            raise ParameterInvalid(
+                "deleting by label needs at least one label=value filter", {"label": []}
+            )
+        check_filters(filters)
+        doomed = [entry.digest async for entry in self.index.entries(name, filters)]
+        deleted = []
+        for digest in doomed:
+            try:
+                await self._registry.manifests.delete(name, str(digest))
+            except ManifestUnknown:
+                await self.index.manifest_deleted(name, digest)  # a stale entry: drop it
+                continue
+            deleted.append(digest)
+        return deleted

@@ -1,0 +1,294 @@
+"""The per-repository artifact index: newest-first listings without reading manifests.
+
+Each artifact is a few small objects whose names sort newest-first
+(`layout.index_key`: inverted creation time, then digest), all holding the same
+JSON `IndexEntry`:
+
+- `_index/entries/<key>`: every artifact;
+- `_index/labels/<label>/<value>/<key>`: one per label, so a label filter is a
+  listing of its own prefix, as cheap as an unfiltered one;
+- `_index/digests/<alg>-<hex>`: found by digest, so a delete knows what to remove.
+
+A push writes its artifact's objects and a delete removes them: no object is shared
+between artifacts, so replicas pushing at once cannot overwrite each other's entries
+(no read-modify-write of a common list). A page is one `list(prefix, start_after=
+cursor)` and one `get` per entry read, plus one `get` per distinct tag on the page
+(tags are hints, checked against the tag store, which is the truth). When a second
+filter narrows the first, at most `SCAN_LIMIT` entries are read per request; the
+page may then hold fewer than `limit` entries and still carry a cursor.
+
+The index is derived data: `rebuild` rewrites it from the manifests in storage, and a
+listener failure (logged by ManifestStore) is repaired the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+
+from arca.control.entries import LABEL_KEY, MAX_TAG_HINTS, IndexEntry, merge_tags
+from arca.errors import (
+    BlobUnknown,
+    DigestInvalid,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameUnknown,
+    ParameterInvalid,
+)
+from arca.formats.artifact import created_from_annotations
+from arca.formats.digest import Digest
+from arca.formats.manifest import Manifest, parse_manifest
+from arca.formats.mediatypes import is_index_media_type
+from arca.registry.blobs import BlobStore
+from arca.registry.catalog import Catalog
+from arca.registry.manifests import ManifestStore
+from arca.registry.tags import TagStore, repository_exists
+from arca.storage import layout
+from arca.storage.driver import Driver, PathNotFound
+
+log = logging.getLogger(__name__)
+
+SCAN_LIMIT = 1000
+"""Entries read per request at most, whatever the filters: the storage-read bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPage:
+    entries: list[IndexEntry]
+    cursor: str | None
+    """Pass back as `cursor` for the next page; None when there is nothing after."""
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    name: str
+    entries: int
+    removed: int
+
+
+class ArtifactIndex:
+    """Keeps the index (as a `ManifestListener`) and answers listings from it."""
+
+    def __init__(
+        self, driver: Driver, blobs: BlobStore, tags: TagStore, manifests: ManifestStore
+    ) -> None:
+        self._driver = driver
+        self._blobs = blobs
+        self._tags = tags
+        self._manifests = manifests
+
+    # -- ManifestListener ---------------------------------------------------------------
+
+    async def manifest_stored(
+        self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]
+    ) -> None:
+        if manifest.is_index:
+            return
+        known = await self.entry(name, digest)
+        entry = await self._entry_for(digest, manifest, tags)
+        if known is not None:
+            entry = entry.with_tags(merge_tags(known.tags, tags))
+            if known == entry:
+                return  # the same push again
+        await self._write(name, entry, known)
+
+    async def manifest_deleted(self, name: str, digest: Digest) -> None:
+        known = await self.entry(name, digest)
+        if known is None:
+            return
+        await _delete_all(self._driver, _entry_paths(name, known))
+        with suppress(PathNotFound):
+            await self._driver.delete(layout.index_digest(name, digest))
+
+    async def tag_deleted(self, name: str, tag: str, digest: Digest) -> None:
+        known = await self.entry(name, digest)
+        if known is not None and tag in known.tags:
+            entry = known.with_tags(tuple(t for t in known.tags if t != tag))
+            await self._write(name, entry, known)
+
+    # -- queries ------------------------------------------------------------------------
+
+    async def page(
+        self, name: str, filters: Mapping[str, str], limit: int, cursor: str | None
+    ) -> IndexPage:
+        """Up to `limit` entries matching every filter, newest first, after `cursor`."""
+        check_filters(filters)
+        if cursor is not None and not layout.INDEX_KEY.fullmatch(cursor):
+            raise ParameterInvalid(f"invalid cursor {cursor[:100]!r}", {"cursor": cursor[:100]})
+        if filters:
+            label, value = next(iter(filters.items()))
+            prefix = layout.index_label(name, label, value)
+        else:
+            prefix = layout.index_entries(name)
+        found: list[IndexEntry] = []
+        scanned = 0
+        last: str | None = None
+        keys = self._driver.list(prefix, start_after=cursor)
+        try:
+            async for key in keys:
+                if len(found) == limit or scanned == SCAN_LIMIT:
+                    return IndexPage(await self._checked(name, found), last)
+                last, scanned = key, scanned + 1
+                entry = await self._read(f"{prefix}/{key}")
+                if entry is not None and entry.matches(filters):
+                    found.append(entry)
+        finally:
+            await _close(keys)
+        if not found and cursor is None and not await repository_exists(self._driver, name):
+            raise NameUnknown(name)
+        return IndexPage(await self._checked(name, found), None)
+
+    async def entries(self, name: str, filters: Mapping[str, str]) -> AsyncIterator[IndexEntry]:
+        """Every matching entry, page after page (for deletes and bulk verification)."""
+        cursor: str | None = None
+        while True:
+            page = await self.page(name, filters, SCAN_LIMIT, cursor)
+            for entry in page.entries:
+                yield entry
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def entry(self, name: str, digest: Digest) -> IndexEntry | None:
+        """The entry of one manifest as stored (its tags unchecked), or None."""
+        return await self._read(layout.index_digest(name, digest))
+
+    async def tags_of(self, name: str, digest: Digest) -> list[str]:
+        """The tags on `digest`: the checked hints, or a scan of the tag store when
+        the entry is missing or holds as many hints as it keeps."""
+        entry = await self.entry(name, digest)
+        if entry is None or len(entry.tags) >= MAX_TAG_HINTS:
+            return sorted(await self._tags.pointing_at(name, digest))
+        return sorted((await self._checked(name, [entry]))[0].tags)
+
+    # -- rebuild ------------------------------------------------------------------------
+
+    async def rebuild(self, name: str) -> RebuildReport:
+        """Rewrite `name`'s index from its manifest revisions and tags; drop the rest."""
+        tags_on: dict[Digest, list[str]] = {}
+        async for tag in self._driver.list(layout.tags(name)):
+            with suppress(ManifestUnknown):
+                tags_on.setdefault(await self._tags.resolve(name, tag), []).append(tag)
+        wanted = set()
+        count = 0
+        async for digest in self._revisions(name):
+            entry = await self._rebuilt_entry(name, digest, tuple(tags_on.get(digest, ())))
+            if entry is None:
+                continue
+            await self._write(name, entry, None)
+            wanted.update(_entry_paths(name, entry))
+            wanted.add(layout.index_digest(name, digest))
+            count += 1
+        stale = [info.path async for info in self._driver.walk(layout.index(name))]
+        stale = [path for path in stale if path not in wanted]
+        await _delete_all(self._driver, stale)
+        return RebuildReport(name, count, len(stale))
+
+    async def rebuild_all(self) -> list[RebuildReport]:
+        names, _ = await Catalog(self._driver).page(sys.maxsize, None)
+        return [await self.rebuild(name) for name in names]
+
+    async def _revisions(self, name: str) -> AsyncIterator[Digest]:
+        async for algorithm in self._driver.list(layout.revisions(name)):
+            async for encoded in self._driver.list(f"{layout.revisions(name)}/{algorithm}"):
+                try:
+                    digest = Digest.parse(f"{algorithm}:{encoded}")
+                except DigestInvalid:
+                    continue  # not a revision arca wrote
+                yield digest
+
+    async def _rebuilt_entry(
+        self, name: str, digest: Digest, tags: tuple[str, ...]
+    ) -> IndexEntry | None:
+        try:
+            stored = await self._manifests.get(name, str(digest))
+        except (ManifestUnknown, BlobUnknown):
+            return None  # deleted while we walked, or its blob is gone
+        if is_index_media_type(stored.revision.media_type):
+            return None
+        try:
+            manifest = parse_manifest(stored.data, stored.revision.media_type)
+        except ManifestInvalid:
+            log.warning(
+                "unparsable manifest left out of the index",
+                extra={"name": name, "digest": str(digest)},
+            )
+            return None
+        return await self._entry_for(digest, manifest, tags)
+
+    # -- storage ------------------------------------------------------------------------
+
+    async def _entry_for(
+        self, digest: Digest, manifest: Manifest, tags: tuple[str, ...]
+    ) -> IndexEntry:
+        first_seen = 0.0
+        if created_from_annotations(dict(manifest.annotations or {})) is None:
+            meta = await self._blobs.recorded_meta(digest)
+            first_seen = time.time() if meta is None else meta.created
+        return IndexEntry.from_manifest(digest, manifest, tags, first_seen)
+
+    async def _write(self, name: str, entry: IndexEntry, previous: IndexEntry | None) -> None:
+        """The digest object first, so a delete can always find what may exist."""
+        data = entry.encode()
+        await self._driver.put(layout.index_digest(name, entry.digest), data)
+        paths = _entry_paths(name, entry)
+        await asyncio.gather(*(self._driver.put(path, data) for path in paths))
+        if previous is not None:
+            await _delete_all(self._driver, set(_entry_paths(name, previous)) - set(paths))
+
+    async def _read(self, path: str) -> IndexEntry | None:
+        try:
+            return IndexEntry.decode(await self._driver.get(path))
+        except PathNotFound:
+            return None  # removed between list and get
+
+    async def _checked(self, name: str, entries: list[IndexEntry]) -> list[IndexEntry]:
+        """Entries with only the tags that still point at them (one read per distinct tag)."""
+        targets: dict[str, Digest | None] = {}
+        for tag in {tag for entry in entries for tag in entry.tags}:
+            try:
+                targets[tag] = await self._tags.resolve(name, tag)
+            except ManifestUnknown:
+                targets[tag] = None
+        return [
+            entry.with_tags(tuple(t for t in entry.tags if targets[t] == entry.digest))
+            for entry in entries
+        ]
+
+
+def check_filters(filters: Mapping[str, str]) -> None:
+    for label in filters:
+        if not LABEL_KEY.fullmatch(label):
+            raise ParameterInvalid(
+                f"invalid label key {label[:130]!r}: a letter or digit, then letters, digits,"
+                " '.', '_' or '-', at most 128 characters",
+                {"label": label[:130]},
+            )
+
+
+def _entry_paths(name: str, entry: IndexEntry) -> list[str]:
+    return [
+        layout.index_entry(name, entry.key),
+        *(
+            layout.index_label_entry(name, label, value, entry.key)
+            for label, value in entry.labels.items()
+        ),
+    ]
+
+
+async def _delete_all(driver: Driver, paths: Iterable[str]) -> None:
+    for path in paths:
+        with suppress(PathNotFound):
+            await driver.delete(path)
+
+
+async def _close(iterator: AsyncIterator[str]) -> None:
+    """Close a listing left early, so a backend's paging stops now rather than at GC."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
