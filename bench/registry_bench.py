@@ -60,11 +60,14 @@ class Server:
     command: list[str]
     url: str
     workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = open(self.workdir / f"{self.label}.log", "wb")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -325,15 +328,16 @@ def print_table(results: dict[str, Figures]) -> None:
     rows = list(next(iter(results.values())).values)
     width = max(len(row) for row in rows)
     header = f"{'figure':<{width}}  " + "  ".join(f"{label:>12}" for label in labels)
-    if len(labels) == 2:
-        header += f"  {'arca/ref':>8}"
+    ratio = f"{labels[0][:4]}/{labels[1][:4]}" if len(labels) == 2 else ""
+    if ratio:
+        header += f"  {ratio:>9}"
     print(header)
     print("-" * len(header))
     for row in rows:
         cells = [results[label].values[row] for label in labels]
         line = f"{row:<{width}}  " + "  ".join(f"{cell:>12.1f}" for cell in cells)
         if len(cells) == 2 and cells[1]:
-            line += f"  {cells[0] / cells[1]:>8.2f}"
+            line += f"  {cells[0] / cells[1]:>9.2f}"
         print(line)
 
 

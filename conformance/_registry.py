@@ -80,6 +80,8 @@ class RunningTarget:
     process: subprocess.Popen[bytes]
     workdir: Path
     log: IO[bytes]
+    # Processes the target needs and that stop with it (arca-s3's S3 endpoint).
+    companions: list[RunningTarget] = field(default_factory=list)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -91,6 +93,8 @@ class RunningTarget:
                 self.process.wait(timeout=10)
         self.log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        for companion in self.companions:
+            companion.stop()
 
 
 def _log_tail(path: Path, limit: int = 3000) -> str:
@@ -100,11 +104,19 @@ def _log_tail(path: Path, limit: int = 3000) -> str:
         return ""
 
 
-def _spawn(name: str, command: list[str], workdir: Path, url: str) -> RunningTarget:
+def _spawn(
+    name: str,
+    command: list[str],
+    workdir: Path,
+    url: str,
+    extra_env: dict[str, str] | None = None,
+    ready_path: str = "/v2/",
+) -> RunningTarget:
     log_path = workdir / f"{name}.log"
     log = log_path.open("wb")
     # A fresh target means default settings: no ARCA_* overrides from the caller.
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARCA_")}
+    env.update(extra_env or {})
     try:
         process = subprocess.Popen(
             command,
@@ -125,13 +137,13 @@ def _spawn(name: str, command: list[str], workdir: Path, url: str) -> RunningTar
             if process.poll() is not None:
                 break
             try:
-                response = client.get(f"{url}/v2/")
+                response = client.get(f"{url}{ready_path}")
             except httpx.HTTPError as error:
                 last_error = repr(error)
             else:
                 if response.status_code == 200:
                     return target
-                last_error = f"GET /v2/ answered {response.status_code}"
+                last_error = f"GET {ready_path} answered {response.status_code}"
             time.sleep(0.1)
     code = process.poll()
     tail = _log_tail(log_path)
@@ -160,6 +172,47 @@ def start_arca(root: Path) -> RunningTarget:
         str(storage),
     ]
     return _spawn("arca", command, workdir, f"http://127.0.0.1:{port}")
+
+
+def start_arca_s3(root: Path) -> RunningTarget:
+    """arca on its S3 driver, against a moto S3 server of its own on loopback."""
+    moto_port = free_port()
+    moto_dir = Path(tempfile.mkdtemp(prefix="moto-", dir=root))
+    moto_server = str(Path(sys.executable).with_name("moto_server"))
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    moto = _spawn(
+        "moto",
+        [moto_server, "-H", "127.0.0.1", "-p", str(moto_port)],
+        moto_dir,
+        endpoint,
+        ready_path="/moto-api/",
+    )
+    bucket = "arca-conformance"
+    create = httpx.put(f"{endpoint}/{bucket}", timeout=10)  # moto takes unsigned requests
+    if create.status_code != 200:
+        moto.stop()
+        raise TargetUnavailable(
+            f"arca-s3: cannot create bucket: {create.status_code} {create.text}"
+        )
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="arca-s3-", dir=root))
+    env = {
+        "ARCA_STORAGE_DRIVER": "s3",
+        "ARCA_STORAGE_S3_BUCKET": bucket,
+        "ARCA_STORAGE_S3_ENDPOINT_URL": endpoint,
+        "ARCA_STORAGE_S3_REGION": "us-east-1",
+        "ARCA_STORAGE_S3_ACCESS_KEY_ID": "conformance",
+        "ARCA_STORAGE_S3_SECRET_ACCESS_KEY": "conformance",
+        "ARCA_STORAGE_S3_ADDRESSING_STYLE": "path",
+    }
+    command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    try:
+        target = _spawn("arca-s3", command, workdir, f"http://127.0.0.1:{port}", env)
+    except TargetUnavailable:
+        moto.stop()
+        raise
+    target.companions.append(moto)
+    return target
 
 
 REFERENCE_CONFIG = """\
@@ -195,7 +248,7 @@ def start_reference(root: Path) -> RunningTarget:
     return _spawn("reference", [binary, "serve", str(config)], workdir, f"http://127.0.0.1:{port}")
 
 
-STARTERS = {"arca": start_arca, "reference": start_reference}
+STARTERS = {"arca": start_arca, "arca-s3": start_arca_s3, "reference": start_reference}
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Wiring of the conformance suite: targets, parametrisation, reference xfails, reports.
 
 Without --registry-url every test that takes the `registry` fixture runs against
-each of --targets (default: arca and the reference registry, both started here).
+each of --targets (default: arca on its filesystem and on its S3 driver, and the reference
+registry, all started here).
 With --registry-url the suite runs against that URL only, as target "external".
 """
 
@@ -41,8 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--targets",
-        default="arca,reference",
-        help="without --registry-url: the registries to start and test (arca, reference)",
+        default="arca,arca-s3,reference",
+        help="without --registry-url: the registries to start and test (arca, arca-s3, reference)",
     )
     group.addoption(
         "--report-dir",

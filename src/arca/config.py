@@ -64,6 +64,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "storage": StorageSettings,
     "limits": LimitSettings,
 }
+# ARCA_REGISTRY is the client's (the CLI's registry URL), so a shell may set it too.
+_NOT_SETTINGS = frozenset({"ARCA_CONFIG", "ARCA_REGISTRY"})
 _DRIVER_SECTIONS = ("filesystem", "s3", "memory")
 
 
@@ -87,7 +89,7 @@ def load_settings(
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for key, value in environ.items():
-        if not key.startswith("ARCA_") or key == "ARCA_CONFIG":
+        if not key.startswith("ARCA_") or key in _NOT_SETTINGS:
             continue
         parts = key[len("ARCA_") :].lower().split("_", 1)
         if len(parts) != 2 or parts[0] not in _SECTIONS:

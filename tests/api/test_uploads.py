@@ -202,3 +202,7 @@ def test_upload_survives_restart_and_closes_without_rereading(
         .content
         == data
     )
+
+
+def test_filesystem_and_memory_advertise_no_chunk_minimum(client):
+    assert "OCI-Chunk-Min-Length" not in client.post("/v2/app/blobs/uploads/").headers

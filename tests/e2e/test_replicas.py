@@ -32,7 +32,9 @@ def bucket(s3_endpoint: str) -> str:
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, s3_endpoint: str, bucket: str) -> Iterator[tuple[ArcaServer, ArcaServer]]:
+def replicas(
+    tmp_path: Path, s3_endpoint: str, bucket: str
+) -> Iterator[tuple[ArcaServer, ArcaServer]]:
     env = s3_environment(s3_endpoint, bucket)
     first = ArcaServer(tmp_path / "one", env).start()
     second = ArcaServer(tmp_path / "two", env).start()
@@ -49,8 +51,10 @@ def test_chunked_upload_started_on_one_replica_finishes_on_the_other(replicas) -
     servers = [first, second, first]
     for server, start, end in zip(servers, cut, cut[1:], strict=False):
         response = httpx.patch(
-            f"{server.url}{location}", content=data[start:end],
-            headers={"Content-Range": f"{start}-{end - 1}"}, timeout=60,
+            f"{server.url}{location}",
+            content=data[start:end],
+            headers={"Content-Range": f"{start}-{end - 1}"},
+            timeout=60,
         )
         assert response.status_code == 202, response.text
         assert response.headers["Range"] == f"0-{end - 1}"
@@ -64,14 +68,33 @@ def test_chunked_upload_started_on_one_replica_finishes_on_the_other(replicas) -
 def _push_manifest(url: str, name: str, tag: str, layer: bytes) -> str:
     with httpx.Client(base_url=url, timeout=30) as client:
         for blob in (b"{}", layer):
-            assert client.post(f"/v2/{name}/blobs/uploads/?digest={sha256(blob)}", content=blob).status_code == 201
-        manifest = json.dumps({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(b"{}"), "size": 2},
-            "layers": [{"mediaType": "application/octet-stream", "digest": sha256(layer), "size": len(layer)}],
-        }).encode()
-        response = client.put(f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
+            assert (
+                client.post(
+                    f"/v2/{name}/blobs/uploads/?digest={sha256(blob)}", content=blob
+                ).status_code
+                == 201
+            )
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "digest": sha256(b"{}"),
+                    "size": 2,
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/octet-stream",
+                        "digest": sha256(layer),
+                        "size": len(layer),
+                    }
+                ],
+            }
+        ).encode()
+        response = client.put(
+            f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+        )
         assert response.status_code == 201, response.text
         return sha256(manifest)
 
@@ -93,7 +116,9 @@ def test_same_blob_pushed_through_both_at_once_ends_consistent(replicas) -> None
     def push(server: ArcaServer) -> None:
         location = httpx.post(f"{server.url}/v2/race/blobs/uploads/").headers["Location"]
         barrier.wait()
-        response = httpx.put(f"{server.url}{location}?digest={sha256(data)}", content=data, timeout=60)
+        response = httpx.put(
+            f"{server.url}{location}?digest={sha256(data)}", content=data, timeout=60
+        )
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=push, args=(server,)) for server in replicas]
@@ -103,7 +128,9 @@ def test_same_blob_pushed_through_both_at_once_ends_consistent(replicas) -> None
         thread.join()
     assert statuses == [201, 201]
     for server in replicas:
-        assert sha256(httpx.get(f"{server.url}/v2/race/blobs/{sha256(data)}", timeout=60).content) == sha256(data)
+        assert sha256(
+            httpx.get(f"{server.url}/v2/race/blobs/{sha256(data)}", timeout=60).content
+        ) == sha256(data)
 
 
 def skopeo(*args: str, tmp_path: Path) -> str:
@@ -119,19 +146,37 @@ def test_skopeo_copies_in_through_one_and_out_through_the_other(replicas, tmp_pa
     digest = write_image(source, "v1")
     into = f"docker://{first.url.removeprefix('http://')}/mirror/app:v1"
     out_of = f"docker://{second.url.removeprefix('http://')}/mirror/app:v1"
-    skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", f"oci:{source}:v1", into, tmp_path=tmp_path)
+    skopeo(
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        f"oci:{source}:v1",
+        into,
+        tmp_path=tmp_path,
+    )
     raw = skopeo("inspect", "--raw", "--tls-verify=false", out_of, tmp_path=tmp_path)
     head = httpx.head(f"{second.url}/v2/mirror/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
-    assert (sha256(raw.encode()), head.headers.get("Docker-Content-Digest")) == (digest, digest), raw
+    assert (sha256(raw.encode()), head.headers.get("Docker-Content-Digest")) == (digest, digest), (
+        raw
+    )
     target = tmp_path / "target"
-    skopeo("copy", "--preserve-digests", "--src-tls-verify=false", out_of, f"oci:{target}:v1", tmp_path=tmp_path)
+    skopeo(
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        out_of,
+        f"oci:{target}:v1",
+        tmp_path=tmp_path,
+    )
     index = json.loads((target / "index.json").read_text())
     assert index["manifests"][0]["digest"] == digest
 
 
 @pytest.fixture
 def redirecting(tmp_path: Path, s3_endpoint: str, bucket: str) -> Iterator[ArcaServer]:
-    server = ArcaServer(tmp_path / "redirect", s3_environment(s3_endpoint, bucket, redirect="true")).start()
+    server = ArcaServer(
+        tmp_path / "redirect", s3_environment(s3_endpoint, bucket, redirect="true")
+    ).start()
     yield server
     server.stop()
 
@@ -142,16 +187,37 @@ def test_blob_get_redirects_to_a_presigned_url(redirecting: ArcaServer, s3_endpo
     response = httpx.get(f"{redirecting.url}/v2/direct/blobs/{sha256(data)}")
     assert response.status_code == 307
     assert response.headers["Location"].startswith(s3_endpoint)
-    assert httpx.get(f"{redirecting.url}/v2/direct/blobs/{sha256(data)}", follow_redirects=True).content == data
+    assert (
+        httpx.get(
+            f"{redirecting.url}/v2/direct/blobs/{sha256(data)}", follow_redirects=True
+        ).content
+        == data
+    )
 
 
-def test_skopeo_and_oras_pull_through_the_redirect(redirecting: ArcaServer, tmp_path: Path, monkeypatch) -> None:
+def test_skopeo_and_oras_pull_through_the_redirect(
+    redirecting: ArcaServer, tmp_path: Path, monkeypatch
+) -> None:
     source = tmp_path / "source"
     digest = write_image(source, "v1")
     host = redirecting.url.removeprefix("http://")
-    skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", f"oci:{source}:v1", f"docker://{host}/direct/app:v1", tmp_path=tmp_path)
+    skopeo(
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        f"oci:{source}:v1",
+        f"docker://{host}/direct/app:v1",
+        tmp_path=tmp_path,
+    )
     target = tmp_path / "target"
-    skopeo("copy", "--preserve-digests", "--src-tls-verify=false", f"docker://{host}/direct/app:v1", f"oci:{target}:v1", tmp_path=tmp_path)
+    skopeo(
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        f"docker://{host}/direct/app:v1",
+        f"oci:{target}:v1",
+        tmp_path=tmp_path,
+    )
     assert json.loads((target / "index.json").read_text())["manifests"][0]["digest"] == digest
     (tmp_path / "notes.txt").write_bytes(b"pulled through a presigned URL\n" * 100)
     monkeypatch.chdir(tmp_path)
@@ -179,8 +245,25 @@ def test_1gib_monolithic_push_to_s3_in_bounded_memory(replicas) -> None:
     assert first.process is not None
     with PeakRss(first.process.pid) as rss, httpx.Client(base_url=first.url, timeout=300) as client:
         location = client.post("/v2/big/blobs/uploads/").headers["Location"]
-        response = client.put(f"{location}?digest={digest}", content=body(), headers={"Content-Length": str(count * MiB)})
+        response = client.put(
+            f"{location}?digest={digest}",
+            content=body(),
+            headers={"Content-Length": str(count * MiB)},
+        )
         assert response.status_code == 201, response.text
     assert rss.peak < 200 * MiB, f"server peak RSS {rss.peak / MiB:.0f} MiB"
     head = httpx.head(f"{first.url}/v2/big/blobs/{digest}")
     assert head.headers["Content-Length"] == str(count * MiB)
+
+
+def test_s3_advertises_its_part_minimum_as_chunk_min_length(replicas) -> None:
+    first, _ = replicas
+    response = httpx.post(f"{first.url}/v2/chunks/blobs/uploads/")
+    assert response.headers["OCI-Chunk-Min-Length"] == str(5 * MiB)
+    # A smaller chunk is still accepted: the driver buffers, it never rejects.
+    location = response.headers["Location"]
+    patch = httpx.patch(
+        f"{first.url}{location}", content=b"small", headers={"Content-Range": "0-4"}
+    )
+    assert patch.status_code == 202
+    assert httpx.put(f"{first.url}{location}?digest={sha256(b'small')}").status_code == 201

@@ -49,7 +49,10 @@ class UploadStartEndpoint(HTTPEndpoint):
             await registry.uploads.monolithic(name, digest, _http.body(request))
             return _created(request, name, digest)
         status = await registry.uploads.start(name)
-        return _progress(request, name, status, 202)
+        response = _progress(request, name, status, 202)
+        if registry.driver.chunk_min_length:
+            response.headers["OCI-Chunk-Min-Length"] = str(registry.driver.chunk_min_length)
+        return response
 
 
 class UploadEndpoint(HTTPEndpoint):

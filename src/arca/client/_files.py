@@ -49,9 +49,7 @@ def from_files(
 ) -> list[Source]:
     """Files by local path (each named by its file name) or by {artifact path: local path}."""
     named = (
-        {path: Path(local) for path, local in files.items()}
-        if isinstance(files, Mapping)
-        else {}
+        {path: Path(local) for path, local in files.items()} if isinstance(files, Mapping) else {}
     )
     if not isinstance(files, Mapping):
         for local in map(Path, files):
@@ -69,7 +67,9 @@ def from_files(
     return sources
 
 
-def from_directory(directory: str | Path, media_types: Mapping[str, str] | None = None) -> list[Source]:
+def from_directory(
+    directory: str | Path, media_types: Mapping[str, str] | None = None
+) -> list[Source]:
     """Every regular file under `directory`, named by its `/`-separated relative path."""
     root = Path(directory)
     if not root.is_dir():
@@ -91,7 +91,9 @@ async def describe(source: Source) -> ArtifactFile:
     else:
         assert source.local is not None
         size, sha256, blake = await asyncio.to_thread(_hash_file, source.local)
-    return ArtifactFile(source.path, source.media_type, size, Digest("sha256", sha256), Digest("blake3", blake))
+    return ArtifactFile(
+        source.path, source.media_type, size, Digest("sha256", sha256), Digest("blake3", blake)
+    )
 
 
 async def chunks(source: Source, sent: Callable[[int], None]) -> AsyncIterator[bytes]:

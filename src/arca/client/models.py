@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ class ArtifactSummary:
     media_type: str
     artifact_type: str | None
     subject: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The JSON as the server sent it (what `--json` prints)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArtifactSummary:
@@ -47,6 +49,7 @@ class ArtifactSummary:
             media_type=data["media_type"],
             artifact_type=data.get("artifact_type"),
             subject=data.get("subject"),
+            raw=data,
         )
 
 
@@ -85,6 +88,8 @@ class ArtifactRecord:
     metadata: Any
     document_digest: str
     manifest_size: int
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The JSON as the server sent it (what `--json` prints)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArtifactRecord:
@@ -104,6 +109,7 @@ class ArtifactRecord:
             metadata=data.get("metadata"),
             document_digest=data["document"]["digest"],
             manifest_size=data["manifest_size"],
+            raw=data,
         )
 
 
@@ -125,8 +131,9 @@ class Verification:
     ok: bool
     problems: tuple[str, ...]
     checks: tuple[BlobCheck, ...]
-    raw: Mapping[str, Any]
-    """The report as the server sent it (for `--json`)."""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The JSON as the server sent it (what `--json` prints)."""
+
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Verification:

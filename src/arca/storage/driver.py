@@ -115,6 +115,9 @@ class Driver(abc.ABC):
     """The contract every storage backend implements."""
 
     name: str = "abstract"
+    chunk_min_length: int = 0
+    """Writes smaller than this cost the backend extra work (S3's part minimum); the
+    registry advertises it as OCI-Chunk-Min-Length. Smaller chunks still work."""
 
     @abc.abstractmethod
     async def get(self, path: str) -> bytes:

@@ -116,6 +116,7 @@ class _Part:
 
 class S3Driver(Driver):
     name = "s3"
+    chunk_min_length = MIN_PART_SIZE
 
     def __init__(
         self,
