@@ -1,0 +1,179 @@
+"""The artifact index: order, filters, pages, tags, deletes, other tools' manifests, rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from starlette.testclient import TestClient
+
+from arca.control.index import ArtifactIndex
+from arca.storage import layout
+from arca.storage.drivers.memory import MemoryDriver
+from tests.control.helpers import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    listing,
+    push_artifact,
+    push_oci,
+)
+
+
+def index_of(client: TestClient) -> ArtifactIndex:
+    index: ArtifactIndex = client.app.state.control.index  # type: ignore[attr-defined]
+    return index
+
+
+def versions(body: dict) -> list[str]:
+    return [artifact["version"] for artifact in body["artifacts"]]
+
+
+def test_listing_is_newest_first_whatever_the_push_order(client):
+    for minute in (5, 1, 9, 3):
+        push_artifact(client, "reports", f"m{minute}", minute=minute)
+    assert versions(listing(client, "reports")) == ["m9", "m5", "m3", "m1"]
+
+
+def test_same_created_time_orders_by_digest(client):
+    digests = [push_artifact(client, "reports", f"v{i}", minute=7) for i in range(4)]
+    listed = [a["digest"] for a in listing(client, "reports")["artifacts"]]
+    assert listed == sorted(digests)
+
+
+def test_label_filters_select_all_given_labels(client):
+    for i in range(6):
+        labels = {"template_id": "at_risk" if i % 2 else "churn", "status": "pass" if i < 4 else "fail"}
+        push_artifact(client, "reports", f"v{i}", minute=i, labels=labels)
+    assert versions(listing(client, "reports", "template_id=at_risk")) == ["v5", "v3", "v1"]
+    both = listing(client, "reports", "template_id=at_risk", "status=pass")
+    assert versions(both) == ["v3", "v1"]
+    assert listing(client, "reports", "template_id=nothing")["artifacts"] == []
+
+
+def test_label_values_with_any_characters_filter_exactly(client):
+    values = ["a/b", "..", "x~", "", "ünï cödé", "v" * 1024, "V" * 1024]
+    for i, value in enumerate(values):
+        push_artifact(client, "reports", f"v{i}", minute=i, labels={"path": value})
+    for i, value in enumerate(values):
+        assert versions(listing(client, "reports", f"path={value}")) == [f"v{i}"]
+
+
+def test_cursor_pages_cover_everything_once(client):
+    for i in range(23):
+        push_artifact(client, "reports", f"v{i}", minute=i, labels={"kind": "a"})
+    for labels in ((), ("kind=a",)):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 5, **({"cursor": cursor} if cursor else {})}
+            body = listing(client, "reports", *labels, **params)
+            seen += versions(body)
+            cursor = body["cursor"]
+            if cursor is None:
+                break
+        assert seen == [f"v{i}" for i in reversed(range(23))]
+
+
+def test_last_full_page_has_no_cursor(client):
+    for i in range(4):
+        push_artifact(client, "reports", f"v{i}", minute=i)
+    body = listing(client, "reports", limit=4)
+    assert len(body["artifacts"]) == 4
+    assert body["cursor"] is None
+
+
+def test_tags_follow_the_tag_store(client):
+    first = push_artifact(client, "reports", "latest", minute=1)
+    second = push_artifact(client, "reports", "latest", minute=2)
+    body = listing(client, "reports")
+    tags = {a["digest"]: a["tags"] for a in body["artifacts"]}
+    assert tags == {second: ["latest"], first: []}
+    client.delete("/v2/reports/manifests/latest")
+    assert all(a["tags"] == [] for a in listing(client, "reports")["artifacts"])
+
+
+def test_a_second_tag_on_the_same_manifest_is_listed(client):
+    digest = push_artifact(client, "reports", "v1", minute=1)
+    stored = client.get(f"/v2/reports/manifests/{digest}")
+    response = client.put(
+        "/v2/reports/manifests/stable", content=stored.content, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert response.status_code == 201
+    assert listing(client, "reports")["artifacts"][0]["tags"] == ["v1", "stable"]
+
+
+def test_deleted_manifest_leaves_the_index(client):
+    keep = push_artifact(client, "reports", "keep", minute=1, labels={"run_id": "a"})
+    gone = push_artifact(client, "reports", "gone", minute=2, labels={"run_id": "b"})
+    assert client.delete(f"/v2/reports/manifests/{gone}").status_code == 202
+    assert [a["digest"] for a in listing(client, "reports")["artifacts"]] == [keep]
+    assert listing(client, "reports", "run_id=b")["artifacts"] == []
+
+
+def test_manifest_pushed_by_another_tool_is_indexed_from_annotations(client):
+    digest = push_oci(
+        client,
+        "reports",
+        "oras",
+        {
+            "dev.arca.label.run_id": "r-9",
+            "org.opencontainers.image.created": "2026-03-04T05:06:07+01:00",
+            "unrelated": "x",
+        },
+        b"report",
+    )
+    [entry] = listing(client, "reports", "run_id=r-9")["artifacts"]
+    assert entry["digest"] == digest
+    assert entry["created"] == "2026-03-04T04:06:07Z"
+    assert entry["created_source"] == "artifact"
+    assert entry["labels"] == {"run_id": "r-9"}
+    assert entry["artifact_type"] == "application/vnd.example.report"
+    assert (entry["size"], entry["file_count"]) == (6, 1)
+
+
+def test_manifest_without_created_time_uses_first_seen(client):
+    push_oci(client, "reports", "untimed", {}, b"data")
+    [entry] = listing(client, "reports")["artifacts"]
+    assert entry["created_source"] == "first_seen"
+    assert entry["created"].startswith("20")
+
+
+def test_an_index_is_not_an_artifact(client):
+    child = push_artifact(client, "reports", "child", minute=1)
+    size = len(client.get(f"/v2/reports/manifests/{child}").content)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": size}],
+    }
+    response = client.put(
+        "/v2/reports/manifests/all", content=json.dumps(index), headers={"Content-Type": OCI_INDEX}
+    )
+    assert response.status_code == 201
+    assert [a["digest"] for a in listing(client, "reports")["artifacts"]] == [child]
+
+
+def test_push_writes_its_own_objects_one_per_label(client_factory):
+    driver = MemoryDriver()
+    client = client_factory(driver)
+    digest = push_artifact(client, "reports", "v1", minute=1, labels={"a": "1", "b": "2"})
+    paths = sorted(p for p in driver._objects if "/_index/" in p)
+    kinds = sorted(p.split("/_index/")[1].split("/")[0] for p in paths)
+    assert kinds == ["digests", "entries", "labels", "labels"]
+    assert all(p.endswith(digest.split(":")[1]) for p in paths)  # named for this artifact
+
+
+def test_rebuild_restores_a_lost_index_and_drops_stale_entries(client):
+    driver = client.app.state.registry.driver  # type: ignore[attr-defined]
+    for i in range(5):
+        push_artifact(client, "reports", f"v{i}", minute=i, labels={"run_id": f"r{i}"})
+    push_oci(client, "other/repo", "x", {"dev.arca.label.k": "v"}, b"oci")
+    before = listing(client, "reports")
+    asyncio.run(driver.delete(layout.index("reports")))
+    stale = layout.index_entry("reports", "000000000000-sha256-" + "0" * 64)
+    asyncio.run(driver.put(stale, b"{}"))
+    reports = asyncio.run(index_of(client).rebuild_all())
+    assert {(r.name, r.entries) for r in reports} == {("reports", 5), ("other/repo", 1)}
+    assert [r.removed for r in reports if r.name == "reports"] == [1]
+    assert listing(client, "reports") == before
+    assert versions(listing(client, "reports", "run_id=r3")) == ["v3"]
