@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -20,6 +22,8 @@ from arca.registry.registry import Registry
 from arca.storage.driver import BackendUnavailable, Driver
 from arca.storage.drivers import load_driver
 
+log = logging.getLogger(__name__)
+
 
 async def healthz(request: Request) -> Response:
     """Liveness: the process answers."""
@@ -36,6 +40,20 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
+async def _purge_uploads(registry: Registry, settings: Settings) -> None:
+    """Delete abandoned upload sessions now and then (every replica may; it is idempotent)."""
+    limits = settings.limits
+    while True:
+        await asyncio.sleep(limits.upload_purge_interval_seconds)
+        try:
+            purged = await registry.uploads.purge_expired(limits.upload_expiry_seconds)
+        except Exception:
+            log.exception("upload purge failed")
+            continue
+        if purged:
+            log.info("purged abandoned uploads", extra={"count": len(purged)})
+
+
 def create_app(settings: Settings | None = None, driver: Driver | None = None) -> Starlette:
     settings = settings or Settings()
     if driver is None:
@@ -45,9 +63,16 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        purger = None
+        if settings.limits.upload_purge_interval_seconds > 0:
+            purger = asyncio.create_task(_purge_uploads(registry, settings))
         try:
             yield
         finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
             await driver.close()
 
     routes = [

@@ -48,8 +48,9 @@ class LimitSettings:
     referrers_page_size: int = 500
     tags_page_size: int = 10_000
     catalog_page_size: int = 10_000
-    # Uploads untouched for this long are abandoned (garbage collection removes them).
+    # Upload sessions untouched for this long are deleted; checked this often (0: never).
     upload_expiry_seconds: int = 24 * 3600
+    upload_purge_interval_seconds: int = 3600
 
 
 @dataclass(frozen=True)

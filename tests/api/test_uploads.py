@@ -4,6 +4,8 @@ import itertools
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.api.conftest import ClientFactory
 from tests.api.helpers import error_code, push_blob, sha256
 from tests.doubles import CountingDriver
@@ -206,3 +208,27 @@ def test_upload_survives_restart_and_closes_without_rereading(
 
 def test_filesystem_and_memory_advertise_no_chunk_minimum(client):
     assert "OCI-Chunk-Min-Length" not in client.post("/v2/app/blobs/uploads/").headers
+
+
+@pytest.mark.anyio
+async def test_abandoned_sessions_are_purged_and_live_ones_kept():
+    import dataclasses
+
+    from arca.config import Settings
+    from arca.registry.registry import Registry
+    from arca.registry.uploads import SessionState
+    from arca.storage import layout
+    from arca.storage.drivers.memory import MemoryDriver
+
+    driver = MemoryDriver()
+    registry = Registry(driver, Settings())
+    abandoned = await registry.uploads.start("app")
+    active = await registry.uploads.start("app")
+    path = layout.upload_state(abandoned.session_id)
+    state = SessionState.decode(await driver.get(path))
+    await driver.put(path, dataclasses.replace(state, updated=state.updated - 7200).encode())
+
+    assert await registry.uploads.purge_expired(max_idle=3600) == [abandoned.session_id]
+    assert [s async for s in driver.list("uploads")] == [active.session_id]
+    status = await registry.uploads.status("app", active.session_id)
+    assert status.offset == 0

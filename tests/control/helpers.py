@@ -74,7 +74,11 @@ def push_oci(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": "application/vnd.example.report",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(config), "size": 2},
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": sha256(config),
+            "size": 2,
+        },
         "layers": [
             {
                 "mediaType": "text/plain",

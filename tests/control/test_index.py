@@ -42,7 +42,10 @@ def test_same_created_time_orders_by_digest(client):
 
 def test_label_filters_select_all_given_labels(client):
     for i in range(6):
-        labels = {"template_id": "at_risk" if i % 2 else "churn", "status": "pass" if i < 4 else "fail"}
+        labels = {
+            "template_id": "at_risk" if i % 2 else "churn",
+            "status": "pass" if i < 4 else "fail",
+        }
         push_artifact(client, "reports", f"v{i}", minute=i, labels=labels)
     assert versions(listing(client, "reports", "template_id=at_risk")) == ["v5", "v3", "v1"]
     both = listing(client, "reports", "template_id=at_risk", "status=pass")
@@ -96,7 +99,9 @@ def test_a_second_tag_on_the_same_manifest_is_listed(client):
     digest = push_artifact(client, "reports", "v1", minute=1)
     stored = client.get(f"/v2/reports/manifests/{digest}")
     response = client.put(
-        "/v2/reports/manifests/stable", content=stored.content, headers={"Content-Type": OCI_MANIFEST}
+        "/v2/reports/manifests/stable",
+        content=stored.content,
+        headers={"Content-Type": OCI_MANIFEST},
     )
     assert response.status_code == 201
     assert listing(client, "reports")["artifacts"][0]["tags"] == ["v1", "stable"]

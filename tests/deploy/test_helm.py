@@ -33,7 +33,8 @@ def render(values: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any
 def test_chart_lints_clean_in_strict_mode():
     report = helm_python.lint(CHART, strict=True)
     problems = [m for m in report["messages"] if m["severity"] >= 2]
-    assert problems == [] and report["errors"] == []
+    assert problems == []
+    assert report["errors"] == []
 
 
 def test_default_render_is_three_replicas_on_s3_with_probes():

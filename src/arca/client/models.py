@@ -134,7 +134,6 @@ class Verification:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The JSON as the server sent it (what `--json` prints)."""
 
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Verification:
         return cls(

@@ -201,12 +201,14 @@ class ManifestStore:
         return target
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
-        for descriptor in manifest.blobs:
-            if not await self._blobs.is_linked(name, descriptor.digest):
+        """Every blob and child must be in the repository; asked concurrently, since on
+        an object store each question is a round trip."""
+        paths = [layout.layer_link(name, d.digest) for d in manifest.blobs]
+        paths += [layout.revision_link(name, d.digest) for d in manifest.children]
+        found = await asyncio.gather(*(self._driver.exists(path) for path in paths))
+        for descriptor, present in zip([*manifest.blobs, *manifest.children], found, strict=True):
+            if not present:
                 raise ManifestBlobUnknown(descriptor.digest)
-        for child in manifest.children:
-            if not await self._driver.exists(layout.revision_link(name, child.digest)):
-                raise ManifestBlobUnknown(child.digest)
 
     async def _store(
         self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]

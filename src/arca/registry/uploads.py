@@ -33,6 +33,9 @@ from arca.storage import layout
 from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, PathNotFound
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+# Sessions whose in-memory state this process keeps; beyond it the oldest idle ones
+# are forgotten (costing only the blake3 fast path, never correctness).
+_LIVE_SESSIONS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,7 @@ class UploadStore:
         now = time.time()
         state = SessionState(name, 0, ResumableHasher("sha256").state(), now, now)
         await self._driver.put(layout.upload_state(session_id), state.encode())
-        self._live[session_id] = _Live(0, Blake3Hasher(), asyncio.Lock())
+        self._remember(session_id, _Live(0, Blake3Hasher(), asyncio.Lock()))
         return UploadStatus(session_id, 0)
 
     async def status(self, name: str, session_id: str) -> UploadStatus:
@@ -190,10 +193,46 @@ class UploadStore:
 
     # -- internals -------------------------------------------------------------------
 
+    async def purge_expired(self, max_idle: float, now: float | None = None) -> list[str]:
+        """Delete sessions untouched for `max_idle` seconds; returns their ids.
+
+        Safe on every replica at once: a session is judged by its stored state, and
+        deleting an already deleted session is a no-op.
+        """
+        now = time.time() if now is None else now
+        purged = []
+        async for session_id in self._driver.list(layout.UPLOADS):
+            live = self._live.get(session_id)
+            if live is not None and live.lock.locked():
+                continue  # a request is streaming into it right now
+            try:
+                state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
+                idle_since = state.updated
+            except PathNotFound:
+                # No state: a session whose POST died half way; judge it by its data.
+                try:
+                    idle_since = (await self._driver.stat(layout.upload_data(session_id))).modified
+                except PathNotFound:
+                    idle_since = 0.0
+            if now - idle_since > max_idle:
+                await self._forget(session_id)
+                purged.append(session_id)
+        return purged
+
+    def _remember(self, session_id: str, live: _Live) -> None:
+        self._live[session_id] = live
+        if len(self._live) > _LIVE_SESSIONS:
+            for old in list(self._live)[: len(self._live) - _LIVE_SESSIONS]:
+                if not self._live[old].lock.locked():
+                    del self._live[old]
+
     def _lock(self, session_id: str) -> asyncio.Lock:
+        if not _SESSION_ID.match(session_id):
+            raise BlobUploadUnknown(session_id)
         live = self._live.get(session_id)
         if live is None:
-            live = self._live[session_id] = _Live(-1, Blake3Hasher(), asyncio.Lock())
+            live = _Live(-1, Blake3Hasher(), asyncio.Lock())
+            self._remember(session_id, live)
         return live.lock
 
     async def _load(self, name: str, session_id: str) -> SessionState:
@@ -279,8 +318,9 @@ class UploadStore:
                 )
                 await self._driver.put(layout.upload_state(session_id), state.encode())
             lock = self._lock(session_id)
-            self._live[session_id] = _Live(
-                state.offset if blake3 is not None else -1, blake3 or Blake3Hasher(), lock
+            self._remember(
+                session_id,
+                _Live(state.offset if blake3 is not None else -1, blake3 or Blake3Hasher(), lock),
             )
         if length is not None and received != length:
             raise BlobUploadInvalid(
