@@ -166,7 +166,7 @@ def index_rebuild(
         _print_json({"repositories": reports})
         return
     for report in reports:
-        _stderr.print(
+        typer.echo(
             f"{report['name']}: {report['entries']} artifacts indexed,"
             f" {report['removed']} stale objects removed"
         )
@@ -175,7 +175,7 @@ def index_rebuild(
 
 # -- workflow options ------------------------------------------------------------------
 
-Registry = Annotated[
+RegistryUrl = Annotated[
     str,
     typer.Option(
         envvar="ARCA_REGISTRY", help="The registry's URL.", show_default=True, metavar="URL"
@@ -244,8 +244,10 @@ def _errors(as_json: bool) -> Iterator[None]:
         _fail(as_json, EXIT_USAGE, "USAGE", error.message)
     except errors.ResponseError as error:
         _fail(as_json, EXIT_SERVER, error.code, error.message)
-    except errors.ArcaError as error:
+    except errors.TransportError as error:
         _fail(as_json, EXIT_SERVER, "UNREACHABLE", error.message)
+    except errors.ArcaError as error:
+        _fail(as_json, EXIT_SERVER, "ERROR", error.message)
 
 
 def _fail(as_json: bool, exit_code: int, code: str, message: str) -> NoReturn:
@@ -315,7 +317,7 @@ def push(
         ),
     ] = None,
     metadata: Annotated[str | None, typer.Option(help="Free metadata, as JSON.")] = None,
-    registry: Registry = DEFAULT_REGISTRY,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     timeout: Timeout = 300.0,
     as_json: Json = False,
 ) -> None:
@@ -381,7 +383,7 @@ def pull(
     target: Annotated[str, typer.Argument(help="NAME:TAG, NAME@DIGEST, or NAME with --label.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write to.")] = Path(),
     label: LabelOption = None,
-    registry: Registry = DEFAULT_REGISTRY,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     timeout: Timeout = 300.0,
     as_json: Json = False,
 ) -> None:
@@ -413,10 +415,12 @@ def pull(
 def list_artifacts(
     name: Annotated[str, typer.Argument(help="Repository name.")],
     label: LabelOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="Most artifacts to show.")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Most artifacts to show (with --all: per request).")
+    ] = 100,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
     cursor: Annotated[str | None, typer.Option(help="Start after this page cursor.")] = None,
-    registry: Registry = DEFAULT_REGISTRY,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     timeout: Timeout = 60.0,
     as_json: Json = False,
 ) -> None:
@@ -457,7 +461,7 @@ def list_artifacts(
 def latest(
     name: Annotated[str, typer.Argument(help="Repository name.")],
     label: LabelOption = None,
-    registry: Registry = DEFAULT_REGISTRY,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     timeout: Timeout = 60.0,
     as_json: Json = False,
 ) -> None:
@@ -479,7 +483,7 @@ def latest(
 @app.command()
 def show(
     target: Annotated[str, typer.Argument(help="NAME:TAG or NAME@DIGEST.")],
-    registry: Registry = DEFAULT_REGISTRY,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     timeout: Timeout = 60.0,
     as_json: Json = False,
 ) -> None:
@@ -504,7 +508,7 @@ def show(
 def verify(
     target: Annotated[str, typer.Argument(help="NAME:TAG, NAME@DIGEST, or NAME (+ --label).")],
     label: LabelOption = None,
-    registry: Registry = DEFAULT_REGISTRY,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     timeout: Timeout = 600.0,
     as_json: Json = False,
 ) -> None:
@@ -544,7 +548,7 @@ def verify(
 def remove(
     target: Annotated[str, typer.Argument(help="NAME:TAG or NAME@DIGEST, or NAME with --label.")],
     label: LabelOption = None,
-    registry: Registry = DEFAULT_REGISTRY,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     timeout: Timeout = 300.0,
     as_json: Json = False,
 ) -> None:

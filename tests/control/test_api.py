@@ -1,4 +1,4 @@
-"""/api/v1 over HTTP: shapes (checked against the OpenAPI document), records, verify, deletes, errors."""
+"""/api/v1 over HTTP: shapes (checked against the OpenAPI document), records, verify, deletes."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_listing_matches_its_schema_and_links_the_next_page(client):
     conforms(body, "ArtifactList")
     assert body["name"] == "team/reports"
     link = response.headers["Link"]
-    assert link.endswith('>; rel="next"') and f"cursor={body['cursor']}" in link
+    assert link.endswith('>; rel="next"')
+    assert f"cursor={body['cursor']}" in link
     following = client.get(link[1 : link.index(">")]).json()
     assert [a["version"] for a in following["artifacts"]] == ["v0"]
 
@@ -142,7 +143,9 @@ def test_verify_reports_each_corrupted_and_missing_blob(client_factory):
     assert [p.split(":")[0] for p in html["problems"]] == ["sha256", "blake3"]
     assert f"expected {corrupted}" in html["problems"][0]
     assert by_path["data/results.json"]["actual"] is None
-    assert by_path["data/results.json"]["problems"] == [f"missing: blob {missing} is not in storage"]
+    assert by_path["data/results.json"]["problems"] == [
+        f"missing: blob {missing} is not in storage"
+    ]
     assert all(check["ok"] for check in report["checks"] if check["kind"] != "file")
 
 
@@ -222,7 +225,9 @@ def test_openapi_document_is_served_and_kept_in_docs(client):
     assert json.loads((ROOT / "docs" / "openapi.json").read_text()) == served, (
         "regenerate: python -m arca.api.control.openapi > docs/openapi.json"
     )
-    jsonschema.Draft202012Validator.check_schema({**served["components"]["schemas"]["ArtifactRecord"]})
+    jsonschema.Draft202012Validator.check_schema(
+        {**served["components"]["schemas"]["ArtifactRecord"]}
+    )
 
 
 def test_every_route_is_in_the_openapi_document():
@@ -233,7 +238,9 @@ def test_every_route_is_in_the_openapi_document():
         assert path in paths, path
         documented = {method.upper() for method in paths[path] if method != "parameters"}
         if isinstance(route.endpoint, type) and issubclass(route.endpoint, HTTPEndpoint):
-            methods = {m.upper() for m in ("get", "post", "put", "delete") if hasattr(route.endpoint, m)}
+            methods = {
+                m.upper() for m in ("get", "post", "put", "delete") if hasattr(route.endpoint, m)
+            }
         else:
             methods = set(route.methods or ()) - {"HEAD"}
         assert documented == methods, path
@@ -241,7 +248,11 @@ def test_every_route_is_in_the_openapi_document():
 
 def test_the_v2_core_never_imports_the_control_plane():
     src = ROOT / "src" / "arca"
-    core = [*(src / "registry").glob("*.py"), *(src / "api").glob("*.py"), *(src / "formats").glob("*.py")]
+    core = [
+        *(src / "registry").glob("*.py"),
+        *(src / "api").glob("*.py"),
+        *(src / "formats").glob("*.py"),
+    ]
     for module in core:
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:

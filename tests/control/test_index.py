@@ -182,3 +182,23 @@ def test_rebuild_restores_a_lost_index_and_drops_stale_entries(client):
     assert [r.removed for r in reports if r.name == "reports"] == [1]
     assert listing(client, "reports") == before
     assert versions(listing(client, "reports", "run_id=r3")) == ["v3"]
+
+
+def test_a_late_write_for_a_deleted_manifest_leaves_no_entry(client):
+    """A push's listener on one replica finishing after a delete on another."""
+    from arca.formats.digest import Digest
+    from arca.formats.manifest import parse_manifest
+
+    digest = push_artifact(client, "reports", "v1", minute=1, labels={"run_id": "a"})
+    data = client.get(f"/v2/reports/manifests/{digest}").content
+    assert client.delete(f"/v2/reports/manifests/{digest}").status_code == 202
+    late = index_of(client).manifest_stored(
+        "reports", Digest.parse(digest), data, parse_manifest(data, OCI_MANIFEST), ("v1",)
+    )
+    asyncio.run(late)
+    driver = client.app.state.registry.driver  # type: ignore[attr-defined]
+    assert asyncio.run(_objects(driver, layout.index("reports"))) == []
+
+
+async def _objects(driver, prefix: str) -> list[str]:
+    return [info.path async for info in driver.walk(prefix)]

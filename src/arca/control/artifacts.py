@@ -65,7 +65,7 @@ class ArtifactControl:
         page = await self.index.page(name, filters, 1, None)
         if not page.entries:
             wanted = ", ".join(f"{key}={value}" for key, value in filters.items())
-            raise ManifestUnknown(f"{name} (no artifact with {wanted or 'any labels'})")
+            raise ManifestUnknown(f"{name} (no artifact{f' with {wanted}' if wanted else ''})")
         return page.entries[0]
 
     async def record(self, name: str, reference: str) -> ArtifactRecord:

@@ -233,13 +233,20 @@ class ArtifactIndex:
         return IndexEntry.from_manifest(digest, manifest, tags, first_seen)
 
     async def _write(self, name: str, entry: IndexEntry, previous: IndexEntry | None) -> None:
-        """The digest object first, so a delete can always find what may exist."""
+        """The digest object first, so a delete can always find what may exist.
+
+        Then the manifest is looked for again: if a delete (on any replica) removed it
+        meanwhile, its listener may have run before these objects existed, so they go.
+        Whichever order the two interleave in, no entry outlives its manifest.
+        """
         data = entry.encode()
         await self._driver.put(layout.index_digest(name, entry.digest), data)
         paths = _entry_paths(name, entry)
         await asyncio.gather(*(self._driver.put(path, data) for path in paths))
         if previous is not None:
             await _delete_all(self._driver, set(_entry_paths(name, previous)) - set(paths))
+        if not await self._driver.exists(layout.revision_link(name, entry.digest)):
+            await _delete_all(self._driver, [*paths, layout.index_digest(name, entry.digest)])
 
     async def _read(self, path: str) -> IndexEntry | None:
         try:

@@ -89,8 +89,8 @@ class UploadStore:
 
     async def start(self, name: str) -> UploadStatus:
         session_id = uuid.uuid4().hex
-        writer = await self._driver.writer(layout.upload_data(session_id))
-        await writer.close()
+        # The data object is created with the first bytes (`_open`): a session that
+        # is closed at once (an empty blob, a monolithic PUT) costs one write less.
         now = time.time()
         state = SessionState(name, 0, ResumableHasher("sha256").state(), now, now)
         await self._driver.put(layout.upload_state(session_id), state.encode())
@@ -136,7 +136,9 @@ class UploadStore:
             try:
                 if body is not None:
                     self._check_start(session_id, state, start)
-                    state = await self._receive(session_id, state, writer, body, length)
+                    state = await self._receive(
+                        session_id, state, writer, body, length, closing=True
+                    )
                 if digest.algorithm == "sha256":
                     await self._verify(session_id, digest, _sha256_of(state), writer)
                 await writer.commit()
@@ -258,10 +260,15 @@ class UploadStore:
             )
 
     async def _open(self, session_id: str, state: SessionState) -> tuple[FileWriter, SessionState]:
+        path = layout.upload_data(session_id)
         try:
-            writer = await self._driver.writer(layout.upload_data(session_id), append=True)
+            writer = await self._driver.writer(path, append=True)
         except PathNotFound:
-            raise BlobUploadUnknown(session_id) from None
+            if state.offset != 0:
+                raise BlobUploadInvalid(
+                    "upload data is missing; restart the upload", {"session_id": session_id}
+                ) from None
+            writer = await self._driver.writer(path)
         if writer.size != state.offset:
             # A process died between writing bytes and saving state: recover by
             # re-hashing what storage holds, the one case that reads data back.
@@ -297,17 +304,25 @@ class UploadStore:
         writer: FileWriter,
         body: AsyncIterator[bytes],
         length: int | None,
+        *,
+        closing: bool = False,
     ) -> SessionState:
-        """Stream `body` into `writer`, hashing as it goes; save state even on failure."""
+        """Stream `body` into `writer`, hashing as it goes, and save the new state.
+
+        When the session is `closing` right after (PUT with a body), state is saved
+        only if receiving fails, so that the session can be resumed.
+        """
         live = self._live.get(session_id)
         blake3 = live.blake3 if live is not None and live.offset == state.offset else None
         sha256 = ResumableHasher("sha256", state.sha256)
         received = 0
+        complete = False
         try:
             async for block in _blocks(body):
                 hashers = (sha256, blake3) if blake3 is not None else (sha256,)
                 await asyncio.gather(writer.write(block), asyncio.to_thread(_hash, hashers, block))
                 received += len(block)
+            complete = True
         finally:
             if received:
                 state = replace(
@@ -316,7 +331,8 @@ class UploadStore:
                     sha256=sha256.state(),
                     updated=time.time(),
                 )
-                await self._driver.put(layout.upload_state(session_id), state.encode())
+                if not (closing and complete):
+                    await self._driver.put(layout.upload_state(session_id), state.encode())
             lock = self._lock(session_id)
             self._remember(
                 session_id,
