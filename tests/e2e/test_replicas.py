@@ -267,3 +267,16 @@ def test_s3_advertises_its_part_minimum_as_chunk_min_length(replicas) -> None:
     )
     assert patch.status_code == 202
     assert httpx.put(f"{first.url}{location}?digest={sha256(b'small')}").status_code == 201
+
+
+def test_blake3_is_recorded_when_the_whole_body_reaches_another_replica(replicas) -> None:
+    """POST on one replica, PUT with every byte on the other: blake3 known at close."""
+    import blake3
+
+    first, second = replicas
+    data = os.urandom(3 * MiB)
+    location = httpx.post(f"{first.url}/v2/b3/blobs/uploads/").headers["Location"]
+    put = httpx.put(f"{second.url}{location}?digest={sha256(data)}", content=data, timeout=60)
+    assert put.status_code == 201
+    head = httpx.head(f"{first.url}/v2/b3/blobs/{sha256(data)}")
+    assert head.headers["Arca-Content-Blake3"] == "blake3:" + blake3.blake3(data).hexdigest()

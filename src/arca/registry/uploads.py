@@ -313,7 +313,12 @@ class UploadStore:
         only if receiving fails, so that the session can be resumed.
         """
         live = self._live.get(session_id)
-        blake3 = live.blake3 if live is not None and live.offset == state.offset else None
+        if live is not None and live.offset == state.offset:
+            blake3: Blake3Hasher | None = live.blake3
+        elif state.offset == 0:
+            blake3 = Blake3Hasher()  # nothing hashed yet: any process can start it
+        else:
+            blake3 = None  # bytes this process never saw: blake3 is computed later
         sha256 = ResumableHasher("sha256", state.sha256)
         received = 0
         complete = False
@@ -402,7 +407,7 @@ async def _blocks(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             continue
         buffer += chunk
         if len(buffer) >= CHUNK_SIZE:
-            yield bytes(buffer)
+            yield bytes(buffer)  # rehashes takes only bytes
             buffer.clear()
     if buffer:
         yield bytes(buffer)
