@@ -30,6 +30,11 @@ def filesystem(request: pytest.FixtureRequest) -> NewDriver:
     return lambda: FilesystemDriver(str(root))
 
 
+def filesystem_without_fsync(request: pytest.FixtureRequest) -> NewDriver:
+    root = request.getfixturevalue("tmp_path") / "root"
+    return lambda: FilesystemDriver(str(root), fsync=False)
+
+
 def s3(prefix: str = "") -> Backend:
     def backend(request: pytest.FixtureRequest) -> NewDriver:
         from arca.storage.drivers.s3 import MIN_PART_SIZE, S3Driver
@@ -54,6 +59,7 @@ def s3(prefix: str = "") -> Backend:
 BACKENDS = [
     pytest.param(memory, id="memory"),
     pytest.param(filesystem, id="filesystem"),
+    pytest.param(filesystem_without_fsync, id="filesystem-nofsync"),
     pytest.param(s3(), id="s3"),
     pytest.param(s3("tenant/registry"), id="s3-prefix"),
 ]

@@ -76,7 +76,10 @@ def _map_errors(path: str, *, writing: bool = False) -> Iterator[None]:
 class FilesystemDriver(Driver):
     name = "filesystem"
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, fsync: bool = True) -> None:
+        """`fsync=False` trades durability for write speed: after a power cut, objects
+        written shortly before may be empty or missing (docs/storage.md)."""
+        self._durable = fsync
         os.makedirs(root, exist_ok=True)
         self._root = os.path.realpath(root)
         self._inside = os.path.join(self._root, "")  # "<root>/": what every real path starts with
@@ -198,7 +201,8 @@ class FilesystemDriver(Driver):
         try:
             try:
                 _write_all(fd, data)
-                os.fsync(fd)
+                if self._durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             if if_absent:
@@ -208,7 +212,7 @@ class FilesystemDriver(Driver):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
-        _fsync_directory(directory)
+        self._sync_directory(directory)
 
     def _create_in_place(self, full: str) -> int:
         """A new, empty file at `full` (replacing any), open for appending."""
@@ -261,10 +265,14 @@ class FilesystemDriver(Driver):
             raise FileNotFoundError(errno.ENOENT, "not an object", source)
         directory = os.path.dirname(destination)
         self._with_parents(directory, lambda: os.replace(source, destination))
-        _fsync_directory(directory)
+        self._sync_directory(directory)
         if os.path.dirname(source) != directory:
-            _fsync_directory(os.path.dirname(source))
+            self._sync_directory(os.path.dirname(source))
             self._prune(os.path.dirname(source))
+
+    def _sync_directory(self, directory: str) -> None:
+        if self._durable:
+            _fsync_directory(directory)
 
     def _prune(self, directory: str) -> None:
         """Remove empty directories from `directory` up to (not including) the root."""
@@ -344,6 +352,8 @@ class _FilesystemWriter(FileWriter):
 
     def _sync(self) -> None:
         assert self._fd is not None
+        if not self._driver._durable:
+            return
         os.fsync(self._fd)
         if self._created:
             _fsync_directory(os.path.dirname(self._full))
