@@ -2,9 +2,11 @@
 
 Usage: .venv/bin/python bench/registry_bench.py [--quick] [--only arca]
 
-Starts arca (filesystem storage in a temp dir) and, when Debian's `docker-registry`
-(CNCF distribution 2.8) is installed, the reference registry with a config of its
-own; runs the same workload against each over loopback and prints one table:
+Starts arca (filesystem storage in a temp dir) twice, with its default durability
+(every write fsynced) and with `fsync = false` (what distribution does), and, when
+Debian's `docker-registry` (CNCF distribution 2.8) is installed, the reference
+registry with a config of its own; runs the same workload against each over loopback
+and prints one table, with each arca column's ratio to the reference:
 
 - push and pull of one 512 MiB blob (single stream; pull is the median of 3);
 - 64 x 4 MiB blobs pushed, then pulled, by 8 concurrent clients;
@@ -82,21 +84,11 @@ class Server:
             self.process.wait(10)
 
 
-def arca_server(workdir: Path) -> Server:
+def arca_server(workdir: Path, label: str = "arca", env: dict[str, str] | None = None) -> Server:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "arca",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--storage",
-        str(workdir / "arca-data"),
-    ]
-    return Server("arca", command, f"http://127.0.0.1:{port}", workdir)
+    command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--storage", str(workdir / f"{label}-data")]
+    return Server(label, command, f"http://127.0.0.1:{port}", workdir, env or {})
 
 
 def reference_server(workdir: Path) -> Server | None:
@@ -394,14 +386,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs")
-    parser.add_argument("--only", choices=["arca", "distribution"], help="run one registry")
+    parser.add_argument(
+        "--only", choices=["arca", "distribution"], help="run arca's or the reference's"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="arca-bench-"))
     try:
-        servers = [arca_server(workdir), reference_server(workdir)]
+        servers = [
+            arca_server(workdir),
+            arca_server(workdir, "arca-nofsync", {"ARCA_STORAGE_FILESYSTEM_FSYNC": "false"}),
+            reference_server(workdir),
+        ]
         results: dict[str, Figures] = {}
         for server in servers:
-            if server is None or (args.only and server.label != args.only):
+            if server is None or (args.only and not server.label.startswith(args.only)):
                 continue
             server.start()
             try:
@@ -414,21 +412,22 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def print_table(results: dict[str, Figures]) -> None:
+def print_table(results: dict[str, Figures], reference: str = "distribution") -> None:
+    """One column per server, then each other server's figure over the reference's."""
     labels = list(results)
     rows = list(next(iter(results.values())).values)
+    compared = [label for label in labels if label != reference] if reference in labels else []
     width = max(len(row) for row in rows)
-    header = f"{'figure':<{width}}  " + "  ".join(f"{label:>12}" for label in labels)
-    ratio = f"{labels[0][:4]}/{labels[1][:4]}" if len(labels) == 2 else ""
-    if ratio:
-        header += f"  {ratio:>9}"
+    header = f"{'figure':<{width}}" + "".join(f"  {label:>12}" for label in labels)
+    header += "".join(f"  {label + '/ref':>16}" for label in compared)
     print(header)
     print("-" * len(header))
     for row in rows:
-        cells = [results[label].values[row] for label in labels]
-        line = f"{row:<{width}}  " + "  ".join(f"{cell:>12.1f}" for cell in cells)
-        if len(cells) == 2 and cells[1]:
-            line += f"  {cells[0] / cells[1]:>9.2f}"
+        line = f"{row:<{width}}" + "".join(
+            f"  {results[label].values[row]:>12.1f}" for label in labels
+        )
+        for label in compared:
+            line += f"  {results[label].values[row] / results[reference].values[row]:>16.2f}"
         print(line)
 
 

@@ -91,7 +91,7 @@ def main() -> None:
                 results[server.label] = run(server, args.quick)
             finally:
                 server.stop()
-        print_table(results)
+        print_table(results, reference="filesystem")
     finally:
         moto.terminate()
         moto.wait(10)
