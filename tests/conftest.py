@@ -12,11 +12,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
+
+from arca.app import create_app
+from arca.config import Settings
+from arca.storage.driver import Driver
+from arca.storage.drivers.memory import MemoryDriver
 
 # -- S3: one moto server per test session ------------------------------------------------
 #
@@ -112,3 +118,29 @@ def create_bucket(endpoint_url: str) -> str:
 @pytest.fixture
 def s3_bucket(s3_endpoint: str) -> str:
     return create_bucket(s3_endpoint)
+
+
+# -- The app in-process: build it inline over a driver of the test's choosing ------------
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client_factory() -> Iterator[ClientFactory]:
+    """Build an app inline over a given (default: fresh memory) driver and settings."""
+    clients: list[TestClient] = []
+
+    def make(driver: Driver | None = None, settings: Settings | None = None) -> TestClient:
+        client = TestClient(create_app(settings or Settings(), driver or MemoryDriver()))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(client_factory: ClientFactory) -> TestClient:
+    return client_factory()

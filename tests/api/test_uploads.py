@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import ClientFactory
 from tests.api.helpers import error_code, push_blob, sha256
+from tests.conftest import ClientFactory
 from tests.doubles import CountingDriver
 
 

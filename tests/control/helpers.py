@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,21 +10,10 @@ from starlette.testclient import TestClient
 
 from arca.formats.artifact import ARTIFACT_MEDIA_TYPE, Artifact, ArtifactFile, encode_artifact
 from arca.formats.digest import Digest
+from tests.api.helpers import OCI_INDEX, OCI_MANIFEST, push_blob, sha256
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def push_blob(client: TestClient, name: str, data: bytes) -> str:
-    digest = sha256(data)
-    response = client.post(f"/v2/{name}/blobs/uploads/?digest={digest}", content=data)
-    assert response.status_code == 201, response.text
-    return digest
+__all__ = ["OCI_INDEX", "OCI_MANIFEST", "push_artifact", "push_blob", "push_oci", "sha256"]
 
 
 def push_artifact(

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 
 import httpx
 
+from tests.e2e.content import OCI_MANIFEST, push_image, sha256
 from tests.e2e.server import ArcaServer
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def chunked_upload(
@@ -56,33 +49,10 @@ def test_two_uploads_of_the_same_blob_at_once_end_consistent(arca: ArcaServer) -
     assert leftovers == []
 
 
-def _manifest(client: httpx.Client, name: str, layer: bytes) -> bytes:
-    for blob in (b"{}", layer):
-        client.post(f"/v2/{name}/blobs/uploads/?digest={sha256(blob)}", content=blob)
-    return json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": sha256(b"{}"),
-                "size": 2,
-            },
-            "layers": [
-                {
-                    "mediaType": "application/octet-stream",
-                    "digest": sha256(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
-
-
 def test_pull_while_push_of_the_same_tag_sees_whole_manifests(arca: ArcaServer) -> None:
     """A reader racing a writer on one tag always gets a complete, verifiable manifest."""
     with httpx.Client(base_url=arca.url, timeout=30) as client:
-        versions = [_manifest(client, "race", os.urandom(1000 + i)) for i in range(20)]
+        versions = [push_image(client, "race", os.urandom(1000 + i)) for i in range(20)]
         headers = {"Content-Type": OCI_MANIFEST}
         client.put("/v2/race/manifests/latest", content=versions[0], headers=headers)
         known = {sha256(v): v for v in versions}

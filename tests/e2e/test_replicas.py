@@ -14,16 +14,12 @@ import httpx
 import pytest
 
 from tests.conftest import create_bucket
+from tests.e2e.content import OCI_MANIFEST, push_image, sha256
 from tests.e2e.oci_layout import write_image
 from tests.e2e.oras_client import OrasClient
 from tests.e2e.server import ArcaServer, PeakRss, s3_environment
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MiB = 1 << 20
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture
@@ -67,34 +63,9 @@ def test_chunked_upload_started_on_one_replica_finishes_on_the_other(replicas) -
 
 def _push_manifest(url: str, name: str, tag: str, layer: bytes) -> str:
     with httpx.Client(base_url=url, timeout=30) as client:
-        for blob in (b"{}", layer):
-            assert (
-                client.post(
-                    f"/v2/{name}/blobs/uploads/?digest={sha256(blob)}", content=blob
-                ).status_code
-                == 201
-            )
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.empty.v1+json",
-                    "digest": sha256(b"{}"),
-                    "size": 2,
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/octet-stream",
-                        "digest": sha256(layer),
-                        "size": len(layer),
-                    }
-                ],
-            }
-        ).encode()
-        response = client.put(
-            f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
-        )
+        manifest = push_image(client, name, layer)
+        headers = {"Content-Type": OCI_MANIFEST}
+        response = client.put(f"/v2/{name}/manifests/{tag}", content=manifest, headers=headers)
         assert response.status_code == 201, response.text
         return sha256(manifest)
 
