@@ -42,6 +42,7 @@ from rich.table import Table
 from arca.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
+    from arca.client.aio import PushOptions
     from arca.client.sync import ArcaClient
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="arca, an OCI artifact registry")
@@ -333,7 +334,7 @@ def push(
         meta = None if metadata is None else json.loads(metadata)
     except ValueError as error:
         raise typer.BadParameter(f"not JSON: {error}", param_hint="--metadata") from None
-    options: dict[str, Any] = {
+    options: PushOptions = {
         "tag": tag_,
         "tags": tag or (),
         "labels": labels,
@@ -347,10 +348,11 @@ def push(
         _client(registry, timeout) as client,
         _progress(not as_json, f"push {target}") as progress,
     ):
+        options["progress"] = progress
         if directory:
-            result = client.push_directory(name, paths[0], progress=progress, **options)
+            result = client.push_directory(name, paths[0], **options)
         else:
-            result = client.push_files(name, paths, progress=progress, **options)
+            result = client.push_files(name, paths, **options)
     files: list[dict[str, Any]] = [
         {"path": f.path, "size": f.size, "sha256": str(f.sha256), "blake3": str(f.blake3)}
         for f in result.artifact.files

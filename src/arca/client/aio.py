@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlencode
 
 import httpx
@@ -63,6 +63,24 @@ Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) as a transfer advances."""
 
 Labels = Mapping[str, str]
+
+
+class PushOptions(TypedDict, total=False):
+    """What every push takes besides its content (all optional, keyword-only)."""
+
+    tag: str | None
+    """Tag the artifact; without one it is pushed by digest."""
+    tags: Sequence[str]
+    """More tags for the same artifact."""
+    labels: Labels | None
+    title: str | None
+    """The artifact's name (default: the repository name)."""
+    version: str | None
+    """Default: the tag, else empty."""
+    created: datetime | None
+    """Default: now; orders listings and `latest`."""
+    metadata: Value
+    progress: Progress | None
 
 
 class _Meter:
@@ -114,86 +132,40 @@ class AsyncArcaClient:
         name: str,
         files: Sequence[str | Path] | Mapping[str, str | Path],
         *,
-        tag: str | None = None,
-        tags: Sequence[str] = (),
-        labels: Labels | None = None,
-        title: str | None = None,
-        version: str | None = None,
-        created: datetime | None = None,
-        metadata: Value = None,
         media_types: Mapping[str, str] | None = None,
-        progress: Progress | None = None,
+        **options: Unpack[PushOptions],
     ) -> PushResult:
         """Push files as one artifact: a list of paths (named by file name) or a mapping
         {path in the artifact: local path}. Without `tag` it is pushed by digest."""
-        sources = _files.from_files(files, media_types)
-        return await self._push(
-            name, sources, tag, tags, labels, title, version, created, metadata, progress
-        )
+        return await self._push(name, _files.from_files(files, media_types), options)
 
     async def push_directory(
         self,
         name: str,
         directory: str | Path,
         *,
-        tag: str | None = None,
-        tags: Sequence[str] = (),
-        labels: Labels | None = None,
-        title: str | None = None,
-        version: str | None = None,
-        created: datetime | None = None,
-        metadata: Value = None,
         media_types: Mapping[str, str] | None = None,
-        progress: Progress | None = None,
+        **options: Unpack[PushOptions],
     ) -> PushResult:
         """Push every file under `directory`, named by its relative path."""
-        sources = _files.from_directory(directory, media_types)
-        return await self._push(
-            name, sources, tag, tags, labels, title, version, created, metadata, progress
-        )
+        return await self._push(name, _files.from_directory(directory, media_types), options)
 
-    async def push_value(
-        self,
-        name: str,
-        value: Any,
-        *,
-        tag: str | None = None,
-        tags: Sequence[str] = (),
-        labels: Labels | None = None,
-        title: str | None = None,
-        version: str | None = None,
-        created: datetime | None = None,
-        metadata: Value = None,
-        progress: Progress | None = None,
-    ) -> PushResult:
+    async def push_value(self, name: str, value: Any, **options: Unpack[PushOptions]) -> PushResult:
         """Push a JSON-serialisable value as the artifact's one file, `value.json`."""
         try:
             data = json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False).encode()
         except (TypeError, ValueError) as error:
             raise UsageError(f"value is not JSON-serialisable: {error}") from error
         sources = [_files.Source(VALUE_FILE, "application/json", data=data)]
-        return await self._push(
-            name, sources, tag, tags, labels, title, version, created, metadata, progress
-        )
+        return await self._push(name, sources, options)
 
     async def _push(
-        self,
-        name: str,
-        sources: list[_files.Source],
-        tag: str | None,
-        tags: Sequence[str],
-        labels: Labels | None,
-        title: str | None,
-        version: str | None,
-        created: datetime | None,
-        metadata: Value,
-        progress: Progress | None,
+        self, name: str, sources: list[_files.Source], options: PushOptions
     ) -> PushResult:
         described = [await _files.describe(source) for source in sources]
-        artifact, document = _artifact(
-            name, described, tag, labels, title, version, created, metadata
-        )
-        meter = _Meter(sum(file.size for file in described), progress)
+        tag = options.get("tag")
+        artifact, document = _artifact(name, described, options)
+        meter = _Meter(sum(file.size for file in described), options.get("progress"))
         uploaded = skipped = 0
         done: set[Digest] = set()
         for source, file in zip(sources, described, strict=True):
@@ -206,6 +178,7 @@ class AsyncArcaClient:
                 skipped += 1
             done.add(file.sha256)
         reference = tag or str(Digest.of(to_oci_manifest(artifact, document)))
+        tags = options.get("tags", ())
         query = urlencode([("tag", extra) for extra in tags])
         response = await self._send(
             "PUT",
@@ -440,23 +413,15 @@ class AsyncArcaClient:
         raise error_for(response)
 
 
-def _artifact(
-    name: str,
-    files: list[ArtifactFile],
-    tag: str | None,
-    labels: Labels | None,
-    title: str | None,
-    version: str | None,
-    created: datetime | None,
-    metadata: Value,
-) -> tuple[Artifact, bytes]:
-    moment = created or datetime.now(UTC)
+def _artifact(name: str, files: list[ArtifactFile], options: PushOptions) -> tuple[Artifact, bytes]:
+    moment = options.get("created") or datetime.now(UTC)
+    version = options.get("version")
     artifact = Artifact(
-        name=title or name,
-        version=version if version is not None else tag or "",
+        name=options.get("title") or name,
+        version=version if version is not None else options.get("tag") or "",
         created=moment.replace(microsecond=0),
-        labels=dict(labels or {}),
-        metadata=metadata,
+        labels=dict(options.get("labels") or {}),
+        metadata=options.get("metadata"),
         files=tuple(files),
     )
     try:

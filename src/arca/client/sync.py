@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import httpx
 
-from arca.client.aio import DEFAULT_REGISTRY, AsyncArcaClient, Labels, Progress
+from arca.client.aio import DEFAULT_REGISTRY, AsyncArcaClient, Labels, Progress, PushOptions
 from arca.client.models import (
     ArtifactPage,
     ArtifactRecord,
@@ -27,7 +26,6 @@ from arca.client.models import (
     Verification,
 )
 from arca.formats.artifact import Artifact
-from arca.formats.cbor import Value
 
 T = TypeVar("T")
 
@@ -71,91 +69,25 @@ class ArcaClient:
         name: str,
         files: Sequence[str | Path] | Mapping[str, str | Path],
         *,
-        tag: str | None = None,
-        tags: Sequence[str] = (),
-        labels: Labels | None = None,
-        title: str | None = None,
-        version: str | None = None,
-        created: datetime | None = None,
-        metadata: Value = None,
         media_types: Mapping[str, str] | None = None,
-        progress: Progress | None = None,
+        **options: Unpack[PushOptions],
     ) -> PushResult:
-        return self._run(
-            self._client.push_files(
-                name,
-                files,
-                tag=tag,
-                tags=tags,
-                labels=labels,
-                title=title,
-                version=version,
-                created=created,
-                metadata=metadata,
-                media_types=media_types,
-                progress=progress,
-            )
-        )
+        return self._run(self._client.push_files(name, files, media_types=media_types, **options))
 
     def push_directory(
         self,
         name: str,
         directory: str | Path,
         *,
-        tag: str | None = None,
-        tags: Sequence[str] = (),
-        labels: Labels | None = None,
-        title: str | None = None,
-        version: str | None = None,
-        created: datetime | None = None,
-        metadata: Value = None,
         media_types: Mapping[str, str] | None = None,
-        progress: Progress | None = None,
+        **options: Unpack[PushOptions],
     ) -> PushResult:
         return self._run(
-            self._client.push_directory(
-                name,
-                directory,
-                tag=tag,
-                tags=tags,
-                labels=labels,
-                title=title,
-                version=version,
-                created=created,
-                metadata=metadata,
-                media_types=media_types,
-                progress=progress,
-            )
+            self._client.push_directory(name, directory, media_types=media_types, **options)
         )
 
-    def push_value(
-        self,
-        name: str,
-        value: Any,
-        *,
-        tag: str | None = None,
-        tags: Sequence[str] = (),
-        labels: Labels | None = None,
-        title: str | None = None,
-        version: str | None = None,
-        created: datetime | None = None,
-        metadata: Value = None,
-        progress: Progress | None = None,
-    ) -> PushResult:
-        return self._run(
-            self._client.push_value(
-                name,
-                value,
-                tag=tag,
-                tags=tags,
-                labels=labels,
-                title=title,
-                version=version,
-                created=created,
-                metadata=metadata,
-                progress=progress,
-            )
-        )
+    def push_value(self, name: str, value: Any, **options: Unpack[PushOptions]) -> PushResult:
+        return self._run(self._client.push_value(name, value, **options))
 
     def artifact(self, name: str, reference: str) -> tuple[str, Artifact]:
         return self._run(self._client.artifact(name, reference))
