@@ -399,15 +399,21 @@ def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> 
 
 
 async def _blocks(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Regroup a request's small chunks into CHUNK_SIZE blocks for storage and hashing."""
-    buffer = bytearray()
+    """Regroup a request's small chunks into CHUNK_SIZE blocks for storage and hashing.
+
+    Chunks are gathered and joined once: every copy of a byte costs, and a growing
+    bytearray copied into bytes (for rehashes) would copy each byte twice.
+    """
+    pieces: list[bytes] = []
+    size = 0
     async for chunk in body:
-        if not buffer and len(chunk) >= CHUNK_SIZE:
+        if not pieces and len(chunk) >= CHUNK_SIZE:
             yield chunk
             continue
-        buffer += chunk
-        if len(buffer) >= CHUNK_SIZE:
-            yield bytes(buffer)  # rehashes takes only bytes
-            buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+        pieces.append(chunk)
+        size += len(chunk)
+        if size >= CHUNK_SIZE:
+            yield b"".join(pieces)
+            pieces, size = [], 0
+    if pieces:
+        yield b"".join(pieces)
