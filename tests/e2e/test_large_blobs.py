@@ -47,4 +47,5 @@ def test_2gib_blob_push_and_pull_in_bounded_memory(arca: ArcaServer) -> None:
                 size += len(chunk)
     assert size == SIZE
     assert f"sha256:{pulled.hexdigest()}" == digest
+    print(f"2 GiB push+pull, filesystem: server peak RSS {rss.peak / MiB:.0f} MiB")
     assert rss.peak < RSS_LIMIT, f"server peak RSS {rss.peak / MiB:.0f} MiB"

@@ -222,6 +222,7 @@ def test_1gib_monolithic_push_to_s3_in_bounded_memory(replicas) -> None:
             headers={"Content-Length": str(count * MiB)},
         )
         assert response.status_code == 201, response.text
+    print(f"1 GiB monolithic push, s3: server peak RSS {rss.peak / MiB:.0f} MiB")
     assert rss.peak < 200 * MiB, f"server peak RSS {rss.peak / MiB:.0f} MiB"
     head = httpx.head(f"{first.url}/v2/big/blobs/{digest}")
     assert head.headers["Content-Length"] == str(count * MiB)
