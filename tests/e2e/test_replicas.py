@@ -252,3 +252,32 @@ def test_blake3_is_recorded_when_the_whole_body_reaches_another_replica(replicas
     assert put.status_code == 201
     head = httpx.head(f"{first.url}/v2/b3/blobs/{sha256(data)}")
     assert head.headers["Arca-Content-Blake3"] == "blake3:" + blake3.blake3(data).hexdigest()
+
+
+@pytest.mark.parametrize("problem", ["endpoint down", "no such bucket"])
+def test_unusable_bucket_fails_readiness_and_answers_503_fast(
+    tmp_path: Path, s3_endpoint: str, problem: str
+) -> None:
+    import socket
+    import time
+
+    if problem == "endpoint down":
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            endpoint, bucket = f"http://127.0.0.1:{sock.getsockname()[1]}", "arca"
+    else:
+        endpoint, bucket = s3_endpoint, "arca-no-such-bucket"
+    env = s3_environment(endpoint, bucket, connect_timeout="1", read_timeout="2", max_attempts="2")
+    server = ArcaServer(tmp_path / "down", env).start()  # /v2/ needs no storage: it starts
+    try:
+        started = time.monotonic()
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        ready = httpx.get(f"{server.url}/readyz", timeout=30)
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "unavailable"
+        response = httpx.get(f"{server.url}/v2/app/tags/list", timeout=30)
+        assert response.status_code == 503
+        assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
+        assert time.monotonic() - started < 20
+    finally:
+        server.stop()
