@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
-from arca.storage.driver import Driver, FileWriter, ObjectInfo
+from arca.storage.driver import Driver, FileWriter, ObjectInfo, StorageError
 
 
 class WrappingDriver(Driver):
@@ -84,3 +84,43 @@ class CountingDriver(WrappingDriver):
 
     def reads_of(self, predicate: Callable[[str], bool]) -> list[tuple[str, str]]:
         return [(m, p) for m, p in self.calls if m in ("get", "open_read") and predicate(p)]
+
+
+class FaultyDriver(WrappingDriver):
+    """Writers whose next `write` or `close` fails once when armed, as a backend can."""
+
+    def __init__(self, inner: Driver) -> None:
+        super().__init__(inner)
+        self.fail_write = False
+        self.fail_close = False
+
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        return _FaultyWriter(self, await self.inner.writer(path, append))
+
+
+class _FaultyWriter(FileWriter):
+    def __init__(self, driver: FaultyDriver, inner: FileWriter) -> None:
+        self._driver = driver
+        self._inner = inner
+
+    @property
+    def size(self) -> int:
+        return self._inner.size
+
+    async def write(self, data: bytes) -> None:
+        if self._driver.fail_write:
+            self._driver.fail_write = False
+            raise StorageError("injected write failure")
+        await self._inner.write(data)
+
+    async def close(self) -> None:
+        if self._driver.fail_close:
+            self._driver.fail_close = False
+            raise StorageError("injected close failure")
+        await self._inner.close()
+
+    async def commit(self) -> None:
+        await self._inner.commit()
+
+    async def cancel(self) -> None:
+        await self._inner.cancel()

@@ -110,14 +110,11 @@ class UploadStore:
         length: int | None = None,
     ) -> UploadStatus:
         """Append a chunk; `start` (from Content-Range) must equal the committed offset."""
-        async with self._lock(session_id):
+        async with self._exclusive(session_id):
             state = await self._load(name, session_id)
             self._check_start(session_id, state, start)
             writer, state = await self._open(session_id, state)
-            try:
-                state = await self._receive(session_id, state, writer, body, length)
-            finally:
-                await writer.close()
+            state = await self._receive(session_id, state, writer, body, length)
             return UploadStatus(session_id, state.offset)
 
     async def finish(
@@ -130,7 +127,7 @@ class UploadStore:
         length: int | None = None,
     ) -> Digest:
         """Close the session: verify `digest`, publish the blob, link it, forget the session."""
-        async with self._lock(session_id):
+        async with self._exclusive(session_id):
             state = await self._load(name, session_id)
             writer, state = await self._open(session_id, state)
             try:
@@ -176,7 +173,7 @@ class UploadStore:
             raise
 
     async def cancel(self, name: str, session_id: str) -> None:
-        async with self._lock(session_id):
+        async with self._exclusive(session_id):
             await self._load(name, session_id)
             await self._forget(session_id)
 
@@ -208,18 +205,24 @@ class UploadStore:
             if live is not None and live.lock.locked():
                 continue  # a request is streaming into it right now
             try:
-                state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
-                idle_since = state.updated
-            except PathNotFound:
-                # No state: a session whose POST died half way; judge it by its data.
-                try:
-                    idle_since = (await self._driver.stat(layout.upload_data(session_id))).modified
-                except PathNotFound:
-                    idle_since = 0.0
-            if now - idle_since > max_idle:
-                await self._forget(session_id)
-                purged.append(session_id)
+                async with self._exclusive(session_id):
+                    if now - await self._idle_since(session_id) > max_idle:
+                        await self._forget(session_id)
+                        purged.append(session_id)
+            except BlobUploadUnknown:
+                continue  # gone meanwhile, or not a session's name
         return purged
+
+    async def _idle_since(self, session_id: str) -> float:
+        try:
+            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
+        except PathNotFound:
+            # No state: a session whose POST died half way; judge it by its data.
+            try:
+                return (await self._driver.stat(layout.upload_data(session_id))).modified
+            except PathNotFound:
+                return 0.0
+        return state.updated
 
     def _remember(self, session_id: str, live: _Live) -> None:
         self._live[session_id] = live
@@ -227,6 +230,19 @@ class UploadStore:
             for old in list(self._live)[: len(self._live) - _LIVE_SESSIONS]:
                 if not self._live[old].lock.locked():
                     del self._live[old]
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, session_id: str) -> AsyncIterator[None]:
+        """One request at a time per session, in this process (asyncio) and across the
+        processes sharing its storage (the driver's lock, where it has one). Without
+        the second, a chunk appended by another worker could land in a file already
+        published as a blob."""
+        async with self._lock(session_id), contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self._driver.lock(layout.upload_dir(session_id)))
+            except PathNotFound:
+                raise BlobUploadUnknown(session_id) from None
+            yield
 
     def _lock(self, session_id: str) -> asyncio.Lock:
         if not _SESSION_ID.match(session_id):
@@ -292,7 +308,9 @@ class UploadStore:
                 "upload state was lost mid-chunk and cannot be recovered; restart the upload",
                 {"session_id": session_id},
             ) from None
-        self._live.pop(session_id, None)
+        live = self._live.get(session_id)
+        if live is not None:
+            live.offset = -1  # its blake3 does not cover the recovered bytes; its lock stays
         state = replace(state, offset=size, sha256=hasher.state(), updated=time.time())
         await self._driver.put(layout.upload_state(session_id), state.encode())
         return state
@@ -307,10 +325,12 @@ class UploadStore:
         *,
         closing: bool = False,
     ) -> SessionState:
-        """Stream `body` into `writer`, hashing as it goes, and save the new state.
+        """Stream `body` into `writer`, hashing as it goes; then make the bytes durable
+        and save the state that counts them, in that order, even when receiving fails.
 
-        When the session is `closing` right after (PUT with a body), state is saved
-        only if receiving fails, so that the session can be resumed.
+        When the session is `closing` right after (PUT with a body), the writer stays
+        open for the commit and state is saved only if receiving fails, so that the
+        session can be resumed.
         """
         live = self._live.get(session_id)
         if live is not None and live.offset == state.offset:
@@ -324,11 +344,28 @@ class UploadStore:
         complete = False
         try:
             async for block in _blocks(body):
-                hashers = (sha256, blake3) if blake3 is not None else (sha256,)
-                await asyncio.gather(writer.write(block), asyncio.to_thread(_hash, hashers, block))
+                before = sha256.state()
+                write = asyncio.ensure_future(writer.write(block))
+                try:
+                    await asyncio.sleep(0)  # the write starts in its thread; hash meanwhile
+                    sha256.update(block)
+                    if blake3 is not None:
+                        blake3.update(block)
+                    await write
+                except BaseException:
+                    # The block may or may not be stored: the hashes count none of it.
+                    if not write.done():
+                        write.cancel()
+                        with contextlib.suppress(BaseException):
+                            await write
+                    sha256, blake3 = ResumableHasher("sha256", before), None
+                    raise
                 received += len(block)
             complete = True
         finally:
+            keep_open = closing and complete
+            if not keep_open:
+                await writer.close()  # durable before any state counts the bytes
             if received:
                 state = replace(
                     state,
@@ -336,7 +373,7 @@ class UploadStore:
                     sha256=sha256.state(),
                     updated=time.time(),
                 )
-                if not (closing and complete):
+                if not keep_open:
                     await self._driver.put(layout.upload_state(session_id), state.encode())
             lock = self._lock(session_id)
             self._remember(
@@ -391,11 +428,6 @@ def _sha256_of(state: SessionState) -> Digest:
 def range_header(offset: int) -> str:
     """The spec's `Range: 0-<last byte>`; `0-0` when nothing is stored yet."""
     return f"0-{max(offset - 1, 0)}"
-
-
-def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> None:
-    for hasher in hashers:
-        hasher.update(block)
 
 
 async def _blocks(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

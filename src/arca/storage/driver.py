@@ -25,6 +25,7 @@ them in one place.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -174,6 +175,17 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         """A writer for `path`: a fresh object, or resume one (PathNotFound if none)."""
+
+    def lock(self, prefix: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold an exclusive lock on an existing `prefix` across every process sharing
+        this backend, where the backend can give one; PathNotFound if the prefix is gone.
+
+        The lock goes with the prefix: deleting the prefix while holding it is allowed,
+        and a waiter then finds the prefix gone. The default is no lock, for backends
+        that have none (S3): there, what the lock protects is safe by other means
+        (a finished multipart upload is an immutable object; docs/storage.md).
+        """
+        return contextlib.nullcontext()
 
     async def url_for(self, path: str, expires: int = 900) -> str | None:
         """A URL clients can GET the object from directly, or None if unsupported."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import os
 import secrets
 import shutil
@@ -44,6 +45,9 @@ from arca.storage.driver import (
 )
 
 _SMALL_FILE = 64 * 1024
+# A prefix's lock file (hidden like every `~` name) and how often a waiter retries it.
+_LOCK_FILE = "lock~"
+_LOCK_POLL = 0.005
 # A write at least this big, with nothing buffered, goes to the file without a copy.
 _DIRECT_WRITE = 256 * 1024
 # A directory whose entries take up to this much is listed on the event loop (~0.4 ms
@@ -185,6 +189,26 @@ class FilesystemDriver(Driver):
                 fd = await _in_thread(self._create_in_place, full, cleanup=os.close)
             size = os.fstat(fd).st_size
         return _FilesystemWriter(self, path, full, fd, size, created=not append)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, prefix: str) -> AsyncIterator[None]:
+        """flock on `<prefix>/lock~`, polled so that a cancelled waiter leaves nothing
+        behind (a thread blocked in flock could not be called back)."""
+        directory = self._resolve(prefix)
+        with _map_errors(prefix):
+            fd = os.open(
+                os.path.join(directory, _LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(_LOCK_POLL)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     async def check(self) -> None:
         with _map_errors(""):
