@@ -211,3 +211,49 @@ def test_bad_documents_are_rejected(client, case, expected):
 def test_invalid_cbor_names_the_rule(client):
     response = put_document(client, bytes([0xBF]) + encode_artifact(make_artifact())[1:])
     assert "RFC 8949" in response.json()["errors"][0]["message"]
+
+
+def _manifest_with_config(client, config: bytes, config_type: str, layers: list[bytes]) -> bytes:
+    push_blob(client, "reports", config)
+    for layer in layers:
+        push_blob(client, "reports", layer)
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": config_type, "digest": sha256(config), "size": len(config)},
+            "layers": [
+                {
+                    "mediaType": "text/plain",
+                    "digest": sha256(x),
+                    "size": len(x),
+                    "annotations": {"org.opencontainers.image.title": f"f{i}.txt"},
+                }
+                for i, x in enumerate(layers)
+            ],
+        }
+    ).encode()
+
+
+def test_an_oversized_config_claiming_to_be_an_arca_document_is_not_read_as_one(client_factory):
+    from arca.config import LimitSettings, Settings
+
+    client = client_factory(settings=Settings(limits=LimitSettings(manifest_max_bytes=1024)))
+    manifest = _manifest_with_config(client, b"x" * 2048, ARTIFACT_MEDIA_TYPE, [b"file"])
+    client.put(
+        "/v2/reports/manifests/big", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    view = client.get("/v2/reports/manifests/big", headers={"Accept": ARTIFACT_MEDIA_TYPE})
+    assert view.status_code == 200  # derived from the manifest, the big blob left unread
+    assert [f.path for f in decode_artifact(view.content).files] == ["f0.txt"]
+
+
+def test_a_manifest_without_files_has_no_artifact_view(client):
+    manifest = _manifest_with_config(client, b"{}", "application/vnd.oci.empty.v1+json", [])
+    client.put(
+        "/v2/reports/manifests/empty", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    view = client.get("/v2/reports/manifests/empty", headers={"Accept": ARTIFACT_MEDIA_TYPE})
+    assert view.status_code == 404
+    assert error_code(view) == "MANIFEST_UNKNOWN"
+    assert client.get("/v2/reports/manifests/empty").status_code == 200

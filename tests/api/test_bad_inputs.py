@@ -280,3 +280,11 @@ def test_unsupported_method_is_405_with_allow(client):
     response = client.post("/v2/app/manifests/v1")
     assert response.status_code == 405
     assert error_code(response) == "UNSUPPORTED"
+
+
+@pytest.mark.parametrize("header", ["bytes=-0", "bytes=5-", "bytes=10-20"])
+def test_ranges_selecting_no_bytes_are_416(client, header):
+    digest = push_blob(client, "app", b"01234")
+    response = client.get(f"/v2/app/blobs/{digest}", headers={"Range": header})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == "bytes */5"

@@ -233,3 +233,12 @@ def test_referrers_paginate_with_link(client_factory):
         link = response.headers.get("Link")
         url = link[1 : link.index(">")] if link else None
     assert sorted(seen) == sorted(pushed)
+
+
+def test_referrers_with_n_zero_is_an_empty_page(client):
+    subject = image_manifest(client, "app", [b"image"])
+    put_manifest(client, "app", "v1", subject)
+    put_manifest(client, "app", "sbom", _referrer(client, subject, "application/spdx+json", "sbom"))
+    response = client.get(f"/v2/app/referrers/{sha256(subject)}?n=0")
+    assert response.json()["manifests"] == []
+    assert "Link" not in response.headers

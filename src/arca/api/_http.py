@@ -89,8 +89,13 @@ def read_range(header: str | None, size: int) -> tuple[int, int] | None:
             f"unsupported Range {header!r}; use a single bytes=<start>-<end>",
             headers={"Content-Range": f"bytes */{size}"},
         )
-    if not match[1]:  # suffix: the last N bytes
+    if not match[1]:  # suffix: the last N bytes; none of an empty blob, or "-0", exist
         length = min(int(match[2]), size)
+        if length == 0:
+            raise RangeNotSatisfiable(
+                f"range {header!r} selects no bytes of the blob of {size} bytes",
+                headers={"Content-Range": f"bytes */{size}"},
+            )
         return size - length, length
     start = int(match[1])
     end = int(match[2]) if match[2] else size - 1

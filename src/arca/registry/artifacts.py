@@ -73,8 +73,11 @@ class ArtifactStore:
         if is_index_media_type(stored.revision.media_type):
             raise ManifestUnknown(f"{name}:{reference} is an index; it has no artifact view")
         manifest = json.loads(stored.data)
-        if is_arca_manifest(manifest):
-            document = await self._blobs.read_all(Digest.parse(manifest["config"]["digest"]))
+        # A real arca document is never larger than a manifest may be: a config blob
+        # that is must not be read into memory on the strength of its media type.
+        config = manifest.get("config") or {}
+        if is_arca_manifest(manifest) and config.get("size", 0) <= self._manifests.max_bytes:
+            document = await self._blobs.read_all(Digest.parse(config["digest"]))
             try:
                 check_oci_manifest(stored.data, document)
             except ManifestInvalid:
@@ -88,5 +91,11 @@ class ArtifactStore:
             if meta.blake3 is not None:
                 blake3_of[str(digest)] = str(meta.blake3)
         tag = None if ":" in reference else reference
-        artifact = from_oci_manifest(manifest, blake3_of, name, tag)
+        try:
+            artifact = from_oci_manifest(manifest, blake3_of, name, tag)
+        except ManifestInvalid as error:
+            # The manifest is fine; it just has no artifact view (e.g. no layers).
+            raise ManifestUnknown(
+                f"{name}:{reference} has no artifact view: {error.message}"
+            ) from None
         return stored, encode_artifact(artifact)

@@ -34,6 +34,8 @@ class ReferrerStore:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Descriptors after entry `last`, filtered; and the cursor of the next page."""
         descriptors: list[dict[str, Any]] = []
+        if limit == 0:
+            return descriptors, None
         async for entry in self._driver.list(layout.referrers(name, subject), start_after=last):
             try:
                 raw = await self._driver.get(f"{layout.referrers(name, subject)}/{entry}")
