@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from starlette.testclient import TestClient
 
 from arca.control.index import ArtifactIndex
+from arca.formats.digest import Digest
 from arca.storage import layout
 from arca.storage.drivers.memory import MemoryDriver
 from tests.control.helpers import (
@@ -202,3 +204,60 @@ def test_a_late_write_for_a_deleted_manifest_leaves_no_entry(client):
 
 async def _objects(driver, prefix: str) -> list[str]:
     return [info.path async for info in driver.walk(prefix)]
+
+
+class _SlowMemoryDriver(MemoryDriver):
+    """Storage with a little latency, so concurrent requests really interleave."""
+
+    async def get(self, path: str) -> bytes:
+        await asyncio.sleep(0.001)
+        return await super().get(path)
+
+    async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
+        await asyncio.sleep(0.001)
+        await super().put(path, data, if_absent=if_absent)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_one_manifest_tagged_three_times_at_once_keeps_every_tag() -> None:
+    from arca.config import Settings
+    from arca.control.artifacts import ArtifactControl
+    from arca.registry.registry import Registry
+
+    registry = Registry(_SlowMemoryDriver(), Settings())
+    control = ArtifactControl.attach(registry)
+
+    async def body(data: bytes):
+        yield data
+
+    for blob in (b"{}", b"hello"):
+        session = (await registry.uploads.start("repo")).session_id
+        await registry.uploads.finish("repo", session, Digest.of(blob), body(blob))
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": str(Digest.of(b"{}")),
+                "size": 2,
+            },
+            "layers": [
+                {
+                    "mediaType": "application/octet-stream",
+                    "digest": str(Digest.of(b"hello")),
+                    "size": 5,
+                }
+            ],
+        }
+    ).encode()
+    tags = ("v1", "latest", "stable")
+    await asyncio.gather(*(registry.manifests.put("repo", t, manifest, OCI_MANIFEST) for t in tags))
+    page = await control.page("repo", {}, 10, None)
+    assert [sorted(entry.tags) for entry in page.entries] == [sorted(tags)]
+    assert sorted((await control.record("repo", "v1")).tags) == sorted(tags)

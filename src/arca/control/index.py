@@ -13,7 +13,8 @@ A push writes its artifact's objects and a delete removes them: no object is sha
 between artifacts, so replicas pushing at once cannot overwrite each other's entries
 (no read-modify-write of a common list). A page is one `list(prefix, start_after=
 cursor)` and one `get` per entry read, plus one `get` per distinct tag on the page
-(tags are hints, checked against the tag store, which is the truth). When a second
+(tags are hints, checked against the tag store, which is the truth; they are updated
+under a per-repository lock, see `_serialized`). When a second
 filter narrows the first, at most `SCAN_LIMIT` entries are read per request; the
 page may then hold fewer than `limit` entries and still carry a cursor.
 
@@ -24,6 +25,7 @@ listener failure (logged by ManifestStore) is repaired the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -81,6 +83,7 @@ class ArtifactIndex:
         self._blobs = blobs
         self._tags = tags
         self._manifests = manifests
+        self._locks: dict[str, asyncio.Lock] = {}
 
     # -- ManifestListener ---------------------------------------------------------------
 
@@ -89,13 +92,14 @@ class ArtifactIndex:
     ) -> None:
         if manifest.is_index:
             return
-        known = await self.entry(name, digest)
-        entry = await self._entry_for(digest, manifest, tags)
-        if known is not None:
-            entry = entry.with_tags(merge_tags(known.tags, tags))
-            if known == entry:
-                return  # the same push again
-        await self._write(name, entry, known)
+        async with self._serialized(name):
+            known = await self.entry(name, digest)
+            entry = await self._entry_for(digest, manifest, tags)
+            if known is not None:
+                entry = entry.with_tags(merge_tags(known.tags, tags))
+                if known == entry:
+                    return  # the same push again
+            await self._write(name, entry, known)
 
     async def manifest_deleted(self, name: str, digest: Digest) -> None:
         known = await self.entry(name, digest)
@@ -106,10 +110,23 @@ class ArtifactIndex:
             await self._driver.delete(layout.index_digest(name, digest))
 
     async def tag_deleted(self, name: str, tag: str, digest: Digest) -> None:
-        known = await self.entry(name, digest)
-        if known is not None and tag in known.tags:
-            entry = known.with_tags(tuple(t for t in known.tags if t != tag))
-            await self._write(name, entry, known)
+        async with self._serialized(name):
+            known = await self.entry(name, digest)
+            if known is not None and tag in known.tags:
+                entry = known.with_tags(tuple(t for t in known.tags if t != tag))
+                await self._write(name, entry, known)
+
+    @contextlib.asynccontextmanager
+    async def _serialized(self, name: str) -> AsyncIterator[None]:
+        """Tag hints are read, merged and written back: one such update per repository
+        at a time, in this process and, where the driver has a lock (the filesystem),
+        across processes. S3 has none: two replicas tagging one manifest in the same
+        instant can lose a hint (never an entry) until `arca index rebuild`."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock, contextlib.AsyncExitStack() as stack:
+            with suppress(PathNotFound):  # repository gone: the write below finds out
+                await stack.enter_async_context(self._driver.lock(layout.repository(name)))
+            yield
 
     # -- queries ------------------------------------------------------------------------
 
