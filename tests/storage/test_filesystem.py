@@ -151,3 +151,29 @@ async def test_a_cancelled_write_waits_for_its_thread(driver: FilesystemDriver, 
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (root / "uploads" / "u" / "data").stat().st_size == len(data)
+
+
+async def test_lock_excludes_another_instance_until_released(tmp_path: Path) -> None:
+    first, second = FilesystemDriver(str(tmp_path)), FilesystemDriver(str(tmp_path))
+    await first.put("uploads/s1/state", b"x")
+    order: list[str] = []
+
+    async def take(driver: FilesystemDriver, label: str, hold: float) -> None:
+        async with driver.lock("uploads/s1"):
+            order.append(f"{label} in")
+            await asyncio.sleep(hold)
+            order.append(f"{label} out")
+
+    holder = asyncio.create_task(take(first, "first", 0.2))
+    await asyncio.sleep(0.05)
+    await take(second, "second", 0)
+    await holder
+    assert order == ["first in", "first out", "second in", "second out"]
+    assert [name async for name in first.list("uploads/s1")] == ["state"]  # lock~ hidden
+
+
+async def test_lock_on_a_missing_prefix_is_path_not_found(tmp_path: Path) -> None:
+    driver = FilesystemDriver(str(tmp_path))
+    with pytest.raises(PathNotFound):
+        async with driver.lock("uploads/gone"):
+            pass
