@@ -345,19 +345,16 @@ class UploadStore:
         try:
             async for block in _blocks(body):
                 before = sha256.state()
-                write = asyncio.ensure_future(writer.write(block))
+                hashers = (sha256, blake3) if blake3 is not None else (sha256,)
+                hashing = asyncio.ensure_future(asyncio.to_thread(_hash, hashers, block))
                 try:
-                    await asyncio.sleep(0)  # the write starts in its thread; hash meanwhile
-                    sha256.update(block)
-                    if blake3 is not None:
-                        blake3.update(block)
-                    await write
+                    await writer.write(block)
+                    await hashing
                 except BaseException:
-                    # The block may or may not be stored: the hashes count none of it.
-                    if not write.done():
-                        write.cancel()
-                        with contextlib.suppress(BaseException):
-                            await write
+                    # The block may or may not be stored, so the hashes count none of
+                    # it; the hash thread cannot be stopped, so it finishes first.
+                    with contextlib.suppress(BaseException):
+                        await hashing
                     sha256, blake3 = ResumableHasher("sha256", before), None
                     raise
                 received += len(block)
@@ -423,6 +420,11 @@ class UploadStore:
 
 def _sha256_of(state: SessionState) -> Digest:
     return ResumableHasher("sha256", state.sha256).digest()
+
+
+def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> None:
+    for hasher in hashers:
+        hasher.update(block)
 
 
 def range_header(offset: int) -> str:
