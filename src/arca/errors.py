@@ -140,35 +140,12 @@ class NameUnknown(RegistryError):
         super().__init__(f"repository name not known to registry: {name}", {"name": name})
 
 
-class SizeInvalid(RegistryError):
-    code = ErrorCode.SIZE_INVALID
-
-
-class Unauthorized(RegistryError):
-    code = ErrorCode.UNAUTHORIZED
-
-
-class Denied(RegistryError):
-    code = ErrorCode.DENIED
-
-
 class Unsupported(RegistryError):
     code = ErrorCode.UNSUPPORTED
 
 
-class TooManyRequests(RegistryError):
-    code = ErrorCode.TOOMANYREQUESTS
-
-
 class Unavailable(RegistryError):
     code = ErrorCode.UNAVAILABLE
-
-
-class PaginationNumberInvalid(RegistryError):
-    """A bad `n`: no spec code fits, so UNSUPPORTED (that page size) with 400."""
-
-    code = ErrorCode.UNSUPPORTED
-    status_override = 400
 
 
 class ChunkOutOfOrder(RegistryError):
@@ -190,10 +167,8 @@ class RangeNotSatisfiable(RegistryError):
 
 
 class ParameterInvalid(RegistryError):
-    """A control-plane (/api/v1) query parameter arca cannot use: a label filter, a cursor.
-
-    No spec code fits, so UNSUPPORTED with 400, as for `PaginationNumberInvalid`.
-    """
+    """A query parameter arca cannot use: a page size (`n`, `limit`), a label filter,
+    a cursor. No spec code fits, so UNSUPPORTED (that value) with 400."""
 
     code = ErrorCode.UNSUPPORTED
     status_override = 400

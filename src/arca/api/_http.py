@@ -11,7 +11,7 @@ from starlette.requests import Request
 from arca.errors import (
     BlobUploadInvalid,
     ChunkOutOfOrder,
-    PaginationNumberInvalid,
+    ParameterInvalid,
     RangeNotSatisfiable,
     RegistryError,
 )
@@ -49,7 +49,7 @@ def page_size(request: Request, default: int) -> int:
     if raw is None or raw == "":
         return default
     if not raw.isdigit():
-        raise PaginationNumberInvalid(f"n must be a non-negative integer, not {raw!r}")
+        raise ParameterInvalid(f"n must be a non-negative integer, not {raw!r}")
     return min(int(raw), default)
 
 

@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from arca.formats.artifact import (
@@ -57,10 +56,6 @@ class IndexEntry:
     @property
     def key(self) -> str:
         return layout.index_key(self.created, self.digest)
-
-    @property
-    def created_at(self) -> datetime:
-        return datetime.fromtimestamp(self.created, UTC)
 
     def matches(self, filters: Mapping[str, str]) -> bool:
         return all(self.labels.get(key) == value for key, value in filters.items())

@@ -32,8 +32,8 @@ class TagStore:
             raise ManifestUnknown(f"{name}:{tag}") from None
         return Digest.parse(raw.decode())
 
-    async def set(self, name: str, tag: str, digest: Digest) -> Digest | None:
-        """Point `tag` at `digest`; returns the digest it pointed at before, if any."""
+    async def set(self, name: str, tag: str, digest: Digest) -> None:
+        """Point `tag` at `digest` (and remember it in the tag's history)."""
         path = layout.tag_current(name, tag)
         try:
             previous: Digest | None = Digest.parse((await self._driver.get(path)).decode())
@@ -42,7 +42,6 @@ class TagStore:
         if previous != digest:
             await self._driver.put(path, str(digest).encode())
             await self._driver.put(layout.tag_history(name, tag, digest), str(digest).encode())
-        return previous
 
     async def delete(self, name: str, tag: str) -> Digest:
         digest = await self.resolve(name, tag)

@@ -8,14 +8,11 @@ repositories/<name>/_manifests/revisions/<alg>/<hex>/link   manifest in repo (JS
 repositories/<name>/_manifests/tags/<tag>/current/link      -> manifest digest
 repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link  previous targets
 repositories/<name>/_referrers/<alg>/<subject-hex>/<alg>-<referrer-hex>  descriptor JSON
-repositories/<name>/_pins/<tag>
 repositories/<name>/_index/entries/<key>           artifact index: one record per artifact
 repositories/<name>/_index/labels/<label>/<value>/<key>     the same record, per label
 repositories/<name>/_index/digests/<alg>-<hex>     the same record, by manifest digest
 uploads/<session_id>/state                         session state (CBOR)
 uploads/<session_id>/data                          bytes received so far
-events/<yyyy>/<mm>/<dd>/<timestamp>-<id>.cbor      one immutable object per event
-trash/<yyyy-mm-dd>/<original path>
 ```
 
 Repository names may contain `/`; their components never start with `_` (the name
@@ -40,14 +37,11 @@ from arca.formats.digest import Digest
 BLOBS = "blobs"
 REPOSITORIES = "repositories"
 UPLOADS = "uploads"
-EVENTS = "events"
-TRASH = "trash"
 
 # Directory names inside a repository; a repository "exists" when one of them does.
 LAYERS_DIR = "_layers"
 MANIFESTS_DIR = "_manifests"
 REFERRERS_DIR = "_referrers"
-PINS_DIR = "_pins"
 INDEX_DIR = "_index"
 
 INDEX_KEY_MAX_CREATED = 253402300799
@@ -74,10 +68,6 @@ def repository(name: str) -> str:
 
 def layer_link(name: str, digest: Digest) -> str:
     return f"{REPOSITORIES}/{name}/{LAYERS_DIR}/{digest.algorithm}/{digest.hex}/link"
-
-
-def layer_links(name: str) -> str:
-    return f"{REPOSITORIES}/{name}/{LAYERS_DIR}"
 
 
 def revision_link(name: str, digest: Digest) -> str:
@@ -110,10 +100,6 @@ def referrers(name: str, subject: Digest) -> str:
 
 def referrer_entry(name: str, subject: Digest, referrer: Digest) -> str:
     return f"{referrers(name, subject)}/{referrer.algorithm}-{referrer.hex}"
-
-
-def pin(name: str, tag: str) -> str:
-    return f"{REPOSITORIES}/{name}/{PINS_DIR}/{tag}"
 
 
 def index(name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from arca.control.artifacts import ArtifactControl
-from arca.errors import PaginationNumberInvalid, ParameterInvalid
+from arca.errors import ParameterInvalid
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -40,7 +40,7 @@ def limit(request: Request) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
     if not raw.isdigit() or int(raw) == 0:
-        raise PaginationNumberInvalid(f"limit must be a positive integer, not {raw[:50]!r}")
+        raise ParameterInvalid(f"limit must be a positive integer, not {raw[:50]!r}")
     return min(int(raw), MAX_LIMIT)
 
 
