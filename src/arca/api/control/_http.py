@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from arca.api import _http
 from arca.control.artifacts import ArtifactControl
 from arca.errors import ParameterInvalid
 
@@ -36,12 +37,12 @@ def labels(request: Request) -> dict[str, str]:
 
 def limit(request: Request) -> int:
     """`limit`: 1 to MAX_LIMIT entries (more is capped), DEFAULT_LIMIT when absent."""
-    raw = request.query_params.get("limit")
-    if raw is None or raw == "":
+    value = _http.count(request, "limit")
+    if value is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or int(raw) == 0:
-        raise ParameterInvalid(f"limit must be a positive integer, not {raw[:50]!r}")
-    return min(int(raw), MAX_LIMIT)
+    if value == 0:
+        raise ParameterInvalid("limit must be a positive integer, not 0", {"limit": "0"})
+    return min(value, MAX_LIMIT)
 
 
 def cursor(request: Request) -> str | None:
