@@ -257,3 +257,49 @@ def test_a_manifest_without_files_has_no_artifact_view(client):
     assert view.status_code == 404
     assert error_code(view) == "MANIFEST_UNKNOWN"
     assert client.get("/v2/reports/manifests/empty").status_code == 200
+
+
+def test_a_manifest_with_a_foreign_layer_has_no_artifact_view(client):
+    """A URL-only (non-distributable) layer is not stored here, so no view can name it."""
+    local = b"local file"
+    foreign = b"a base layer kept elsewhere"
+    config = b"{}"
+    push_blob(client, "reports", config)
+    push_blob(client, "reports", local)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                    "digest": sha256(foreign),
+                    "size": len(foreign),
+                    "urls": ["https://example.invalid/layer.tar"],
+                    "annotations": {"org.opencontainers.image.title": "base.tar"},
+                },
+                {
+                    "mediaType": "text/plain",
+                    "digest": sha256(local),
+                    "size": len(local),
+                    "annotations": {"org.opencontainers.image.title": "local.txt"},
+                },
+            ],
+        }
+    ).encode()
+    stored = client.put(
+        "/v2/reports/manifests/foreign", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert stored.status_code == 201, stored.text
+    view = client.get("/v2/reports/manifests/foreign", headers={"Accept": ARTIFACT_MEDIA_TYPE})
+    assert view.status_code == 404, view.text
+    assert error_code(view) == "MANIFEST_UNKNOWN"
+    message = view.json()["errors"][0]["message"]
+    assert "has no artifact view" in message
+    assert sha256(foreign) in message
+    assert client.get("/v2/reports/manifests/foreign").content == manifest

@@ -87,7 +87,15 @@ class ArtifactStore:
         blake3_of = {}
         for layer in manifest.get("layers", []):
             digest = Digest.parse(layer["digest"])
-            meta = await self._blobs.meta(digest)
+            try:
+                meta = await self._blobs.meta(digest)
+            except BlobUnknown:
+                # A foreign (URL-only) layer: accepted by the manifest PUT, never stored
+                # here, so no file of a view could be fetched or checked.
+                raise ManifestUnknown(
+                    f"{name}:{reference} has no artifact view: layer {digest} is not"
+                    " stored in this registry (a foreign, URL-only layer)"
+                ) from None
             if meta.blake3 is not None:
                 blake3_of[str(digest)] = str(meta.blake3)
         tag = None if ":" in reference else reference
