@@ -356,7 +356,9 @@ class AsyncArcaClient:
 
     async def latest(self, name: str, labels: Labels | None = None) -> ArtifactSummary:
         """The newest artifact carrying every label; NotFound when there is none."""
-        body = await self._json("GET", f"/api/v1/repositories/{name}/latest", _label_params(labels))
+        # `/-/latest`, not `/latest`: `<x>/artifacts/latest` is the record of `<x>:latest`.
+        path = f"/api/v1/repositories/{name}/-/latest"
+        body = await self._json("GET", path, _label_params(labels))
         return ArtifactSummary.from_json(body)
 
     async def get(self, name: str, reference: str) -> ArtifactRecord:

@@ -248,11 +248,28 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json("DeleteResult", "The digests deleted."), **_ERRORS},
         },
     },
-    "/api/v1/repositories/{name}/latest": {
+    "/api/v1/repositories/{name}/-/latest": {
         "parameters": [_NAME],
         "get": {
             "operationId": "latestArtifact",
             "summary": "The newest artifact carrying all the given labels.",
+            "description": "The same as `…/{name}/latest`, for every name: "
+            "`…/{x}/artifacts/latest` is the record of the artifact tagged `latest` in "
+            "`{x}`, not the latest of a repository `{x}/artifacts`.",
+            "parameters": [_LABEL],
+            "responses": {
+                "200": _json("ArtifactSummary", "The newest match."),
+                **_ERRORS,
+            },
+        },
+    },
+    "/api/v1/repositories/{name}/latest": {
+        "parameters": [_NAME],
+        "get": {
+            "operationId": "latestArtifactShort",
+            "summary": "The newest artifact carrying all the given labels.",
+            "description": "Not for a name ending in `/artifacts`, whose `…/artifacts/latest` "
+            "path is an artifact record; `…/{name}/-/latest` works for every name.",
             "parameters": [_LABEL],
             "responses": {
                 "200": _json("ArtifactSummary", "The newest match."),
