@@ -39,6 +39,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from arca.auth import commands as auth_commands
 from arca.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="arca, an OCI artifact registry")
 index_app = typer.Typer(no_args_is_help=True, help="The artifact index behind `arca ls`.")
 app.add_typer(index_app, name="index")
+auth_commands.register(app)  # arca user …, arca token …, arca login (docs/auth.md)
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 DEFAULT_REGISTRY = "http://127.0.0.1:5000"
@@ -107,6 +109,8 @@ def serve(
         access_log=False,
         server_header=False,
         timeout_keep_alive=30,
+        ssl_certfile=settings.server.tls_cert or None,
+        ssl_keyfile=settings.server.tls_key or None,
     )
 
 

@@ -29,6 +29,9 @@ class ServerSettings:
     log_level: str = "info"
     # Base URL clients reach us at, for absolute Location headers; relative if empty.
     public_url: str = ""
+    # PEM files: serve HTTPS directly (docs/deployment.md shows the reverse-proxy way).
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,16 +57,38 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """`[auth]`, off by default (docs/auth.md); `policies` are checked by arca.auth.policy."""
+
+    enabled: bool = False
+    htpasswd: str = ""
+    service: str = "arca"
+    realm: str = ""
+    issuer: str = "arca"
+    token_ttl_seconds: int = 300
+    refresh_ttl_seconds: int = 30 * 24 * 3600
+    signing_keys: str = ""
+    groups: Mapping[str, Any] = field(default_factory=dict)
+    policies: tuple[Mapping[str, Any], ...] = ()
+    failed_login_limit: int = 10
+    failed_login_window_seconds: int = 60
+    revocation_check_seconds: int = 5
+    oidc: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings,
     "storage": StorageSettings,
     "limits": LimitSettings,
+    "auth": AuthSettings,
 }
 # ARCA_REGISTRY is the client's (the CLI's registry URL), so a shell may set it too.
 _NOT_SETTINGS = frozenset({"ARCA_CONFIG", "ARCA_REGISTRY"})
@@ -124,7 +149,17 @@ def _build(raw: Mapping[str, Any]) -> Settings:
             f"storage.driver must be one of {', '.join(_DRIVER_SECTIONS)},"
             f" not {settings.storage.driver!r}"
         )
+    _check_auth(settings)
     return settings
+
+
+def _check_auth(settings: Settings) -> None:
+    from arca.auth.settings import AuthConfigError, check  # pure, imports no service
+
+    try:
+        check(settings)
+    except AuthConfigError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _section(cls: type[Any], name: str, values: Any) -> Any:
@@ -146,6 +181,12 @@ def _section(cls: type[Any], name: str, values: Any) -> Any:
             raise ConfigError(f"{name}.{key} must be an integer, not {value!r}")
         elif type(default) is str and not isinstance(value, str):
             raise ConfigError(f"{name}.{key} must be a string, not {value!r}")
+        elif type(default) is bool and type(value) is not bool:
+            raise ConfigError(f"{name}.{key} must be true or false, not {value!r}")
+        elif type(default) is tuple:
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}.{key} must be an array, not {value!r}")
+            checked[key] = tuple(value)
         else:
             checked[key] = value
     return cls(**checked)
