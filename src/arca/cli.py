@@ -55,7 +55,7 @@ EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 DEFAULT_REGISTRY = "http://127.0.0.1:5000"
 
 _stderr = Console(stderr=True, soft_wrap=True)
-_LABEL = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})=(.*)", re.DOTALL)
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def _settings(config: Path | None, overrides: dict[str, str]) -> Settings:
@@ -197,12 +197,26 @@ Timeout = Annotated[float, typer.Option(help="Seconds to wait on the registry.")
 
 
 def _labels(values: list[str] | None) -> dict[str, str]:
+    """`-l KEY=VALUE`s; a key given twice is refused, never collapsed into one of them
+    (a delete by label that silently kept only the last value would delete the wrong run)."""
     labels: dict[str, str] = {}
     for value in values or []:
-        match = _LABEL.fullmatch(value)
-        if match is None:
+        key, separator, label = value.partition("=")
+        if not separator:
             raise typer.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--label")
-        labels[match[1]] = match[2]
+        if not _LABEL_KEY.fullmatch(key):
+            raise typer.BadParameter(
+                f"invalid label key {key!r}: a letter or digit, then letters, digits,"
+                " '.', '_' or '-', at most 128 characters",
+                param_hint="--label",
+            )
+        if key in labels:
+            raise typer.BadParameter(
+                f"label {key!r} is given twice ({labels[key]!r} and {label!r});"
+                " give each key once",
+                param_hint="--label",
+            )
+        labels[key] = label
     return labels
 
 
