@@ -212,8 +212,7 @@ def _labels(values: list[str] | None) -> dict[str, str]:
             )
         if key in labels:
             raise typer.BadParameter(
-                f"label {key!r} is given twice ({labels[key]!r} and {label!r});"
-                " give each key once",
+                f"label {key!r} is given twice ({labels[key]!r} and {label!r}); give each key once",
                 param_hint="--label",
             )
         labels[key] = label
@@ -257,6 +256,10 @@ def _errors(as_json: bool) -> Iterator[None]:
         _fail(as_json, EXIT_NEGATIVE, error.code, error.message)
     except errors.IntegrityError as error:
         _fail(as_json, EXIT_NEGATIVE, "INTEGRITY", error.message)
+    except errors.UnsafeArtifact as error:
+        _fail(as_json, EXIT_NEGATIVE, "UNSAFE_ARTIFACT", error.message)
+    except errors.LocalFileError as error:
+        _fail(as_json, EXIT_USAGE, "LOCAL_FILE", error.message)
     except errors.RequestRejected as error:
         _fail(as_json, EXIT_USAGE, error.code, error.message)
     except errors.UsageError as error:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import blake3
 
-from arca.client.errors import UsageError
+from arca.client._tree import check_names
+from arca.client.errors import UnsafeArtifact, UsageError
 from arca.formats.artifact import ArtifactFile
 from arca.formats.digest import Digest
 
@@ -58,6 +59,10 @@ def from_files(
             named[local.name] = local
     if not named:
         raise UsageError("an artifact needs at least one file")
+    try:
+        check_names(named)
+    except UnsafeArtifact as error:
+        raise UsageError(f"{error.message}: arca pull could not write it") from None
     sources = []
     for path, local in sorted(named.items()):
         if not local.is_file():

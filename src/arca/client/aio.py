@@ -13,9 +13,7 @@ Progress callbacks get `(bytes done, bytes total)` for the whole transfer.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
-import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +23,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from arca.client import _files
+from arca.client import _files, _tree
 from arca.client.errors import (
-    ArcaError,
     IntegrityError,
     NotFound,
     ServerError,
@@ -252,11 +249,16 @@ class AsyncArcaClient:
     ) -> PullResult:
         """Write the artifact's files under `directory`, each checked as it streams."""
         digest, artifact = await self.artifact(name, reference)
-        root = Path(directory)
-        targets = [_inside(root, file.path) for file in artifact.files]
-        meter = _Meter(sum(file.size for file in artifact.files), progress)
-        for file, target in zip(artifact.files, targets, strict=True):
-            await self._download_to(name, file, target, meter)
+        _tree.check_names(file.path for file in artifact.files)
+        with _tree.staging(Path(directory)) as stage:
+            targets = [stage.target(file.path) for file in artifact.files]
+            for target in targets:
+                stage.check_parents(target)
+            meter = _Meter(sum(file.size for file in artifact.files), progress)
+            for file, target in zip(artifact.files, targets, strict=True):
+                with stage.temporary(target) as out:
+                    await self._download(name, file, out.write, meter)
+            stage.commit()
         return PullResult(name, digest, artifact, tuple(targets))
 
     async def pull_files(
@@ -283,20 +285,6 @@ class AsyncArcaClient:
         except ValueError as error:
             raise UsageError(f"{name}:{reference} does not hold JSON: {error}") from error
 
-    async def _download_to(
-        self, name: str, file: ArtifactFile, target: Path, meter: _Meter
-    ) -> None:
-        """Stream into a temporary file beside `target`, renamed only once it checks out."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.arca-partial")
-        try:
-            with partial.open("wb") as out:
-                await self._download(name, file, out.write, meter)
-            os.replace(partial, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-
     async def _download(
         self, name: str, file: ArtifactFile, write: Callable[[bytes], object], meter: _Meter
     ) -> None:
@@ -309,6 +297,11 @@ class AsyncArcaClient:
                     await response.aread()
                     raise error_for(response)
                 async for chunk in response.aiter_bytes(_files.CHUNK_SIZE):
+                    if size + len(chunk) > file.size:  # stop at the declared size
+                        raise IntegrityError(
+                            f"{file.path}: the registry sent more than the declared"
+                            f" {file.size} bytes of {file.sha256}"
+                        )
                     sha256.update(chunk)
                     blake.update(chunk)
                     write(chunk)
@@ -434,11 +427,3 @@ def _artifact(name: str, files: list[ArtifactFile], options: PushOptions) -> tup
 
 def _label_params(labels: Labels | None) -> list[tuple[str, str]]:
     return [("label", f"{key}={value}") for key, value in (labels or {}).items()]
-
-
-def _inside(root: Path, path: str) -> Path:
-    """`root/path`, refusing any path that would land outside `root`."""
-    target = (root / path).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise ArcaError(f"refusing to write {path!r} outside {root}")
-    return target

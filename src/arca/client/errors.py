@@ -35,6 +35,15 @@ class IntegrityError(ArcaError):
     """Downloaded bytes do not match their digest; nothing was kept."""
 
 
+class UnsafeArtifact(ArcaError):
+    """An artifact whose paths cannot be written safely (outside the target, `x` and
+    `x/y`, names too long for a file system); nothing was written."""
+
+
+class LocalFileError(ArcaError):
+    """The local file system refused a read or write (permissions, disk full, …)."""
+
+
 class ResponseError(ArcaError):
     def __init__(
         self, status: int, code: str, message: str, detail: object = None, method: str = ""
