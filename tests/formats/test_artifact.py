@@ -24,6 +24,7 @@ from arca.formats.artifact import (
     MAX_LABELS,
     Artifact,
     ArtifactFile,
+    ArtifactLink,
     Subject,
     artifact_schema,
     check_oci_manifest,
@@ -91,7 +92,7 @@ def _with_file(**changes: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------- doc vectors
 
-VECTORS = ["minimal", "full"]
+VECTORS = ["minimal", "full", "tree"]
 
 
 @pytest.mark.parametrize("name", VECTORS)
@@ -101,6 +102,26 @@ def test_doc_vector_decoded_form_encodes_to_its_bytes(name: str) -> None:
     assert cbor.encode(decoded) == data
     # cbor2 alone, not arca's decoder, reads the same value back: the bytes are plain CBOR.
     assert cbor2.loads(data) == decoded
+
+
+def test_a_tree_keeps_directories_links_and_the_executable_bit() -> None:
+    tree = _artifact(
+        files=(dataclasses.replace(_file("bin/run", b"x"), executable=True), _file("a", b"a")),
+        directories=("empty/nested",),
+        links=(ArtifactLink("up/to-a", "../a"), ArtifactLink("here", "bin/run")),
+    )
+    back = decode_artifact(encode_artifact(tree))
+    assert back == tree
+    assert [link.path for link in back.links] == ["here", "up/to-a"]
+    assert back.files[1].executable
+    assert not back.files[0].executable
+
+
+def test_documents_without_the_tree_keys_keep_their_bytes() -> None:
+    plain = _artifact()
+    assert encode_artifact(plain) == encode_artifact(dataclasses.replace(plain, directories=()))
+    assert b"directories" not in encode_artifact(plain)
+    assert b"executable" not in encode_artifact(plain)
 
 
 @pytest.mark.parametrize("name", VECTORS)
@@ -187,6 +208,21 @@ INVALID_DOCUMENTS = [
         "appears with another size or blake3 digest",
     ),
     ([], "(document): [] is not of type 'object'"),
+    # directories, links and the executable bit
+    (_with_file(executable=False), "/files/0/executable: True was expected"),
+    (_document(directories=[]), "/directories: [] should be non-empty"),
+    (_document(directories=["b", "a"]), "directories not sorted by path ('a' after 'b')"),
+    (_document(directories=["/abs"]), "is not a valid file path"),
+    (_document(directories=["a.txt"]), "/directories/0: path 'a.txt' is also a file"),
+    (_document(links=[{"path": "l", "target": "/etc"}]), "is not a valid link target"),
+    (_document(links=[{"path": "l", "target": "a/../../x"}]), "is not a valid link target"),
+    (_document(links=[{"path": "l", "target": "../x"}]), "link 'l' points outside the artifact"),
+    (
+        _document(links=[{"path": "d/l", "target": "../../x"}]),
+        "link 'd/l' points outside the artifact ('../../x')",
+    ),
+    (_document(links=[{"path": "b", "target": "a.txt"}]), "'b/c.json' lies below the link 'b'"),
+    (_document(links=[{"path": "l"}]), "'target' is a required property"),
 ]
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import mimetypes
+import os
+import posixpath
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import stat
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import blake3
 
 from arca.client._tree import check_names
 from arca.client.errors import UnsafeArtifact, UsageError
-from arca.formats.artifact import ArtifactFile
+from arca.formats.artifact import ArtifactFile, ArtifactLink
 from arca.formats.digest import Digest
 
 CHUNK_SIZE = 1 << 20
@@ -37,6 +40,16 @@ class Source:
     media_type: str
     local: Path | None = None
     data: bytes | None = None
+    executable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What a push sends: files, plus the empty directories and links of a tree."""
+
+    sources: list[Source]
+    directories: tuple[str, ...] = ()
+    links: tuple[ArtifactLink, ...] = ()
 
 
 def media_type_for(path: str) -> str:
@@ -59,34 +72,77 @@ def from_files(
             named[local.name] = local
     if not named:
         raise UsageError("an artifact needs at least one file")
-    try:
-        check_names(named)
-    except UnsafeArtifact as error:
-        raise UsageError(f"{error.message}: arca pull could not write it") from None
+    checked(named)
     sources = []
     for path, local in sorted(named.items()):
-        if not local.is_file():
+        try:
+            mode = local.stat().st_mode
+        except OSError as error:
+            raise UsageError(f"{local}: {error.strerror or error}") from None
+        if not stat.S_ISREG(mode):
             raise UsageError(f"{local} is not a file")
         media_type = (media_types or {}).get(path) or media_type_for(path)
-        sources.append(Source(path, media_type, local=local))
+        executable = bool(mode & stat.S_IXUSR)
+        sources.append(Source(path, media_type, local=local, executable=executable))
     return sources
 
 
-def from_directory(
-    directory: str | Path, media_types: Mapping[str, str] | None = None
-) -> list[Source]:
-    """Every regular file under `directory`, named by its `/`-separated relative path."""
+def checked(leaves: Iterable[str], directories: Iterable[str] = ()) -> None:
+    try:
+        check_names(leaves, directories)
+    except UnsafeArtifact as error:
+        raise UsageError(f"{error.message}: arca pull could not write it") from None
+
+
+def from_directory(directory: str | Path, media_types: Mapping[str, str] | None = None) -> Content:
+    """The tree under `directory`: every regular file (named by its `/`-separated
+    relative path, its executable bit kept), every empty directory, every symlink as a
+    link. A link that leads outside `directory`, or a special file (device, fifo,
+    socket), is refused."""
     root = Path(directory)
     if not root.is_dir():
         raise UsageError(f"{root} is not a directory")
-    files = {
-        path.relative_to(root).as_posix(): path
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
+    files: dict[str, Path] = {}
+    directories: list[str] = []
+    links: list[ArtifactLink] = []
+    for parent, names, entries in os.walk(root, onerror=_raise):
+        here = Path(parent)
+        for entry in [*names, *entries]:
+            local = here / entry
+            path = local.relative_to(root).as_posix()
+            mode = local.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                links.append(ArtifactLink(path, _link_target(root, local, path)))
+            elif stat.S_ISDIR(mode):
+                if not any(local.iterdir()):
+                    directories.append(path)
+            elif stat.S_ISREG(mode):
+                files[path] = local
+            else:
+                raise UsageError(f"{local} is a special file (device, fifo or socket)")
     if not files:
         raise UsageError(f"{root} has no files")
-    return from_files(files, media_types)
+    checked([*files, *(link.path for link in links)], directories)
+    return Content(from_files(files, media_types), tuple(directories), tuple(links))
+
+
+def _raise(error: OSError) -> None:
+    raise UsageError(f"{error.filename}: {error.strerror or error}")
+
+
+def _link_target(root: Path, link: Path, path: str) -> str:
+    """The link's target, relative and normalised; refused if it leads outside `root`."""
+    raw = os.readlink(link)
+    if posixpath.isabs(raw):
+        raise UsageError(f"link {path!r} -> {raw!r}: an absolute target cannot be pushed")
+    base = posixpath.dirname(path)
+    lexical = posixpath.normpath(posixpath.join(base, raw))
+    if lexical == "." or lexical == ".." or lexical.startswith("../"):
+        raise UsageError(f"link {path!r} -> {raw!r} points outside {root}")
+    real = link.resolve()  # followed on disk too: through other links, it must stay inside
+    if link.exists() and not real.is_relative_to(root.resolve()):
+        raise UsageError(f"link {path!r} -> {raw!r} points outside {root}")
+    return posixpath.relpath(lexical, base or ".")
 
 
 async def describe(source: Source) -> ArtifactFile:
@@ -97,7 +153,12 @@ async def describe(source: Source) -> ArtifactFile:
         assert source.local is not None
         size, sha256, blake = await asyncio.to_thread(_hash_file, source.local)
     return ArtifactFile(
-        source.path, source.media_type, size, Digest("sha256", sha256), Digest("blake3", blake)
+        source.path,
+        source.media_type,
+        size,
+        Digest("sha256", sha256),
+        Digest("blake3", blake),
+        source.executable,
     )
 
 

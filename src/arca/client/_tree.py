@@ -6,13 +6,14 @@ against the target directory and against each other, before a byte is written:
 
 - no path may resolve outside the directory (`..`, absolute, or through a symlink
   that already exists there);
-- no path may lie below another file (`x` and `x/y`), and no component may be longer
-  than `NAME_MAX` bytes, since no file system could write those;
-- an existing directory or special file is never replaced by a file.
+- no path may lie below another file or link (`x` and `x/y`), and no component may be
+  longer than `NAME_MAX` bytes, since no file system could write those;
+- an existing directory or special file is never replaced by a file or link.
 
 Then each file streams into a temporary file of its own next to its target
-(`mkstemp`: a fresh short name no artifact path can collide with), and only when every
-file has arrived and checked out are they renamed into place. A failure removes the
+(`mkstemp`: a fresh short name no artifact path can collide with), each link is made
+under such a name too, and only when every file has arrived and checked out are they
+renamed into place (empty directories are made just before). A failure removes the
 temporary files and the directories the pull created, so the target is left as it was.
 `push` refuses the same names (`check_names`), so arca never stores what it cannot pull.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -34,11 +36,11 @@ NAME_MAX = 255
 """Bytes in one path component on the file systems arca runs on (ext4, xfs, APFS)."""
 
 
-def check_names(paths: Iterable[str]) -> None:
+def check_names(leaves: Iterable[str], directories: Iterable[str] = ()) -> None:
     """Refuse paths no file system can hold together: a component over NAME_MAX bytes
-    (UTF-8), or a path below another file (`x` and `x/y`)."""
-    files = set(paths)
-    for path in sorted(files):
+    (UTF-8), or a path below a file or link (`leaves`), such as `x` and `x/y`."""
+    taken = set(leaves)
+    for path in sorted({*taken, *directories}):
         parts = path.split("/")
         for part in parts:
             if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
@@ -47,8 +49,8 @@ def check_names(paths: Iterable[str]) -> None:
                 )
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
-            if parent in files:
-                raise UnsafeArtifact(f"{path!r} lies below {parent!r}, which is a file")
+            if parent in taken:
+                raise UnsafeArtifact(f"{path!r} lies below {parent!r}, which is a file or link")
 
 
 @dataclass
@@ -65,18 +67,16 @@ class Staging:
     _staged: list[_Staged] = field(default_factory=list)
     _created: list[Path] = field(default_factory=list)
 
+    def directory(self, path: str) -> Path:
+        """Where directory `path` goes; an existing one is kept, anything else refused."""
+        target = self._place(path)
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise UnsafeArtifact(f"refusing to create directory {path!r}: {target} is not one")
+        return target
+
     def target(self, path: str) -> Path:
-        """Where `path` goes: `root/path`, checked to stay inside `root`."""
-        base = self.root.resolve()
-        parts = path.split("/")
-        if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
-            raise UnsafeArtifact(f"refusing to write {path!r}: not a relative path")
-        # The parent is resolved (an existing symlink there is followed and must stay
-        # inside); the last component is not: a symlink there is replaced, not followed.
-        parent = base.joinpath(*parts[:-1]).resolve()
-        if not parent.is_relative_to(base):
-            raise UnsafeArtifact(f"refusing to write {path!r} outside {self.root}")
-        target = parent / parts[-1]
+        """Where file or link `path` goes; an existing file or link there is replaced."""
+        target = self._place(path)
         with _local(target):
             try:
                 mode = target.lstat().st_mode
@@ -87,6 +87,19 @@ class Staging:
         if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
             raise UnsafeArtifact(f"refusing to write {path!r}: {target} is a special file")
         return target
+
+    def _place(self, path: str) -> Path:
+        """`root/path`, checked to stay inside `root`."""
+        base = self.root.resolve()
+        parts = path.split("/")
+        if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise UnsafeArtifact(f"refusing to write {path!r}: not a relative path")
+        # The parent is resolved (an existing symlink there is followed and must stay
+        # inside); the last component is not: a symlink there is replaced, not followed.
+        parent = base.joinpath(*parts[:-1]).resolve()
+        if not parent.is_relative_to(base):
+            raise UnsafeArtifact(f"refusing to write {path!r} outside {self.root}")
+        return parent / parts[-1]
 
     def check_parents(self, target: Path) -> None:
         """Every existing ancestor of `target` below the root must be a directory."""
@@ -109,15 +122,29 @@ class Staging:
             self._created.append(parent)
 
     @contextlib.contextmanager
-    def temporary(self, target: Path) -> Iterator[BinaryIO]:
-        """A fresh file beside `target`, to stream into; placed at `commit`."""
+    def temporary(self, target: Path, *, executable: bool = False) -> Iterator[BinaryIO]:
+        """A fresh file beside `target`, to stream into; placed at `commit`. Its mode is
+        what a new file gets (0666, or 0777 when executable, less the umask)."""
         self.make_directory(target.parent)
         with _local(target):
             fd, name = tempfile.mkstemp(prefix=".arca-", suffix=".partial", dir=target.parent)
-        staged = _Staged(target, Path(name))
-        self._staged.append(staged)
+        self._staged.append(_Staged(target, Path(name)))
         with _local(target), os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), (0o777 if executable else 0o666) & ~_umask())
             yield out
+
+    def link(self, target: Path, link_target: str) -> None:
+        """A symlink to `link_target` at a fresh name beside `target`; placed at `commit`."""
+        self.make_directory(target.parent)
+        while True:
+            temporary = target.parent / f".arca-{secrets.token_hex(8)}.partial"
+            with _local(target):
+                try:
+                    os.symlink(link_target, temporary)
+                except FileExistsError:
+                    continue
+            break
+        self._staged.append(_Staged(target, temporary))
 
     def commit(self) -> None:
         for staged in self._staged:
@@ -146,6 +173,12 @@ def staging(root: Path) -> Iterator[Staging]:
     except BaseException:
         stage.abort()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

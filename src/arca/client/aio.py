@@ -134,7 +134,9 @@ class AsyncArcaClient:
     ) -> PushResult:
         """Push files as one artifact: a list of paths (named by file name) or a mapping
         {path in the artifact: local path}. Without `tag` it is pushed by digest."""
-        return await self._push(name, _files.from_files(files, media_types), options)
+        return await self._push(
+            name, _files.Content(_files.from_files(files, media_types)), options
+        )
 
     async def push_directory(
         self,
@@ -144,7 +146,8 @@ class AsyncArcaClient:
         media_types: Mapping[str, str] | None = None,
         **options: Unpack[PushOptions],
     ) -> PushResult:
-        """Push every file under `directory`, named by its relative path."""
+        """Push the tree under `directory`: every file (named by its relative path, its
+        executable bit kept), every empty directory, every symlink as a link."""
         return await self._push(name, _files.from_directory(directory, media_types), options)
 
     async def push_value(self, name: str, value: Any, **options: Unpack[PushOptions]) -> PushResult:
@@ -154,14 +157,13 @@ class AsyncArcaClient:
         except (TypeError, ValueError) as error:
             raise UsageError(f"value is not JSON-serialisable: {error}") from error
         sources = [_files.Source(VALUE_FILE, "application/json", data=data)]
-        return await self._push(name, sources, options)
+        return await self._push(name, _files.Content(sources), options)
 
-    async def _push(
-        self, name: str, sources: list[_files.Source], options: PushOptions
-    ) -> PushResult:
+    async def _push(self, name: str, content: _files.Content, options: PushOptions) -> PushResult:
+        sources = content.sources
         described = [await _files.describe(source) for source in sources]
         tag = options.get("tag")
-        artifact, document = _artifact(name, described, options)
+        artifact, document = _artifact(name, described, options, content)
         meter = _Meter(sum(file.size for file in described), options.get("progress"))
         uploaded = skipped = 0
         done: set[Digest] = set()
@@ -249,15 +251,24 @@ class AsyncArcaClient:
     ) -> PullResult:
         """Write the artifact's files under `directory`, each checked as it streams."""
         digest, artifact = await self.artifact(name, reference)
-        _tree.check_names(file.path for file in artifact.files)
+        _tree.check_names(
+            [*(file.path for file in artifact.files), *(link.path for link in artifact.links)],
+            artifact.directories,
+        )
         with _tree.staging(Path(directory)) as stage:
             targets = [stage.target(file.path) for file in artifact.files]
-            for target in targets:
+            links = [(stage.target(link.path), link.target) for link in artifact.links]
+            directories = [stage.directory(path) for path in artifact.directories]
+            for target in [*targets, *(link for link, _ in links), *directories]:
                 stage.check_parents(target)
             meter = _Meter(sum(file.size for file in artifact.files), progress)
             for file, target in zip(artifact.files, targets, strict=True):
-                with stage.temporary(target) as out:
+                with stage.temporary(target, executable=file.executable) as out:
                     await self._download(name, file, out.write, meter)
+            for link, link_target in links:
+                stage.link(link, link_target)
+            for created in directories:
+                stage.make_directory(created)
             stage.commit()
         return PullResult(name, digest, artifact, tuple(targets))
 
@@ -408,7 +419,9 @@ class AsyncArcaClient:
         raise error_for(response)
 
 
-def _artifact(name: str, files: list[ArtifactFile], options: PushOptions) -> tuple[Artifact, bytes]:
+def _artifact(
+    name: str, files: list[ArtifactFile], options: PushOptions, content: _files.Content
+) -> tuple[Artifact, bytes]:
     moment = options.get("created") or datetime.now(UTC)
     version = options.get("version")
     artifact = Artifact(
@@ -418,6 +431,8 @@ def _artifact(name: str, files: list[ArtifactFile], options: PushOptions) -> tup
         labels=dict(options.get("labels") or {}),
         metadata=options.get("metadata"),
         files=tuple(files),
+        directories=content.directories,
+        links=content.links,
     )
     try:
         return artifact, encode_artifact(artifact)

@@ -64,6 +64,16 @@ class ArtifactFile:
     size: int
     sha256: Digest
     blake3: Digest
+    executable: bool = False
+    """Pulled with its execute bits set (the one mode bit kept, as git keeps it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactLink:
+    """A symbolic link: `target` is relative to the link's directory and stays inside."""
+
+    path: str
+    target: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +89,9 @@ class Subject:
 class Artifact:
     """A decoded artifact. `created` is a timezone-aware datetime in whole seconds.
 
-    Files are kept sorted by path and labels by key: an artifact's files are a set,
-    and holding them in their one canonical order makes equal artifacts compare equal.
+    Files, directories and links are kept sorted by path and labels by key: each is a
+    set, and holding them in their one canonical order makes equal artifacts compare
+    equal. `directories` are the ones to create even when empty; `links` are symlinks.
     """
 
     name: str
@@ -90,10 +101,14 @@ class Artifact:
     labels: Mapping[str, str] = field(default_factory=dict)
     metadata: Value = None
     subject: Subject | None = None
+    directories: tuple[str, ...] = ()
+    links: tuple[ArtifactLink, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
         object.__setattr__(self, "labels", dict(sorted(self.labels.items())))
+        object.__setattr__(self, "directories", tuple(sorted(self.directories)))
+        object.__setattr__(self, "links", tuple(sorted(self.links, key=lambda link: link.path)))
 
 
 # ------------------------------------------------------------------ CBOR document
@@ -130,17 +145,24 @@ def _to_document(artifact: Artifact) -> dict[str, Value]:
             "digest": str(artifact.subject.digest),
             "size": artifact.subject.size,
         }
+    if artifact.directories:
+        document["directories"] = list(artifact.directories)
+    if artifact.links:
+        document["links"] = [{"path": link.path, "target": link.target} for link in artifact.links]
     return document
 
 
 def _file_document(file: ArtifactFile) -> dict[str, Value]:
-    return {
+    document: dict[str, Value] = {
         "path": file.path,
         "mediaType": file.media_type,
         "size": file.size,
         "sha256": str(file.sha256),
         "blake3": str(file.blake3),
     }
+    if file.executable:
+        document["executable"] = True
+    return document
 
 
 def _seconds(created: datetime) -> int:
@@ -173,8 +195,13 @@ def _from_document(document: dict[str, Any]) -> Artifact:
                 size=file["size"],
                 sha256=Digest.parse(file["sha256"]),
                 blake3=Digest.parse(file["blake3"]),
+                executable=file.get("executable", False),
             )
             for file in document["files"]
+        ),
+        directories=tuple(document.get("directories", ())),
+        links=tuple(
+            ArtifactLink(link["path"], link["target"]) for link in document.get("links", ())
         ),
     )
 
@@ -247,21 +274,67 @@ def _validate(document: Value) -> None:
             f"artifact invalid: {where}: {error.message}",
             {"path": where, "rule": error.validator},
         )
-    files = cast(dict[str, Any], document)["files"]
-    _check_paths(files)
+    decoded = cast(dict[str, Any], document)
+    files = decoded["files"]
+    directories = decoded.get("directories", [])
+    links = decoded.get("links", [])
+    _check_paths("files", [file["path"] for file in files], "/path")
+    _check_paths("directories", directories, "")
+    _check_paths("links", [link["path"] for link in links], "/path")
+    _check_kinds(files, directories, links)
+    _check_links(links, [*(f["path"] for f in files), *directories, *(x["path"] for x in links)])
     _check_blobs(files)
 
 
-def _check_paths(files: list[dict[str, Any]]) -> None:
+def _check_paths(kind: str, paths: list[str], suffix: str) -> None:
     """Sorted and unique, which JSON Schema cannot say; str order is UTF-8 byte order."""
-    for index, (before, after) in enumerate(pairwise(file["path"] for file in files), 1):
+    for index, (before, after) in enumerate(pairwise(paths), 1):
         if after == before:
-            raise _semantic(f"/files/{index}/path", "unique-paths", f"duplicate path {after!r}")
+            raise _semantic(f"/{kind}/{index}{suffix}", "unique-paths", f"duplicate path {after!r}")
         if after < before:
             raise _semantic(
-                f"/files/{index}/path",
+                f"/{kind}/{index}{suffix}",
                 "sorted-paths",
-                f"files not sorted by path ({after!r} after {before!r})",
+                f"{kind} not sorted by path ({after!r} after {before!r})",
+            )
+
+
+def _check_kinds(
+    files: list[dict[str, Any]], directories: list[str], links: list[dict[str, Any]]
+) -> None:
+    """A path is a file, a directory or a link, never two of them."""
+    seen = {file["path"]: "file" for file in files}
+    for kind, paths in (("directories", directories), ("links", [x["path"] for x in links])):
+        for index, path in enumerate(paths):
+            other = seen.setdefault(path, kind)
+            if other != kind:
+                raise _semantic(
+                    f"/{kind}/{index}", "unique-paths", f"path {path!r} is also a {other}"
+                )
+
+
+def _check_links(links: list[dict[str, Any]], paths: Iterable[str]) -> None:
+    """A target climbs (`..`) no higher than the artifact's top, and nothing lies below a
+    link, so every link's directory is a real one and every target stays inside."""
+    linked = {link["path"] for link in links}
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in linked:
+                raise _semantic(
+                    "/links",
+                    "below-link",
+                    f"{path!r} lies below the link {'/'.join(parts[:depth])!r}",
+                )
+    for index, link in enumerate(links):
+        depth = link["path"].count("/")
+        parts = link["target"].split("/")
+        climbs = len(parts) - len([part for part in parts if part != ".."])
+        if climbs > depth:
+            raise _semantic(
+                f"/links/{index}/target",
+                "link-inside",
+                f"link {link['path']!r} points outside the artifact ({link['target']!r})",
             )
 
 
