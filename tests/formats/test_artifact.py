@@ -117,6 +117,16 @@ def test_a_tree_keeps_directories_links_and_the_executable_bit() -> None:
     assert not back.files[0].executable
 
 
+def test_an_artifact_type_becomes_the_manifests_artifact_type() -> None:
+    report = _artifact(artifact_type="application/vnd.example.report+json")
+    document = encode_artifact(report)
+    assert decode_artifact(document) == report
+    manifest = json.loads(to_oci_manifest(report, document))
+    assert manifest["artifactType"] == "application/vnd.example.report+json"
+    assert manifest["config"]["mediaType"] == ARTIFACT_MEDIA_TYPE
+    assert is_arca_manifest(manifest)
+
+
 def test_documents_without_the_tree_keys_keep_their_bytes() -> None:
     plain = _artifact()
     assert encode_artifact(plain) == encode_artifact(dataclasses.replace(plain, directories=()))
@@ -223,6 +233,8 @@ INVALID_DOCUMENTS = [
     ),
     (_document(links=[{"path": "b", "target": "a.txt"}]), "'b/c.json' lies below the link 'b'"),
     (_document(links=[{"path": "l"}]), "'target' is a required property"),
+    (_document(artifactType="not a type"), "is not a valid media type"),
+    (_document(artifactType=ARTIFACT_MEDIA_TYPE), "artifactType is the default: leave it out"),
 ]
 
 

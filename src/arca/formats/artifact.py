@@ -103,6 +103,8 @@ class Artifact:
     subject: Subject | None = None
     directories: tuple[str, ...] = ()
     links: tuple[ArtifactLink, ...] = ()
+    artifact_type: str | None = None
+    """The OCI manifest's `artifactType`; None means ARTIFACT_MEDIA_TYPE."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
@@ -145,6 +147,8 @@ def _to_document(artifact: Artifact) -> dict[str, Value]:
             "digest": str(artifact.subject.digest),
             "size": artifact.subject.size,
         }
+    if artifact.artifact_type is not None:
+        document["artifactType"] = artifact.artifact_type
     if artifact.directories:
         document["directories"] = list(artifact.directories)
     if artifact.links:
@@ -199,6 +203,7 @@ def _from_document(document: dict[str, Any]) -> Artifact:
             )
             for file in document["files"]
         ),
+        artifact_type=document.get("artifactType"),
         directories=tuple(document.get("directories", ())),
         links=tuple(
             ArtifactLink(link["path"], link["target"]) for link in document.get("links", ())
@@ -275,6 +280,10 @@ def _validate(document: Value) -> None:
             {"path": where, "rule": error.validator},
         )
     decoded = cast(dict[str, Any], document)
+    if decoded.get("artifactType") == ARTIFACT_MEDIA_TYPE:
+        raise _semantic(
+            "/artifactType", "default-absent", "artifactType is the default: leave it out"
+        )
     files = decoded["files"]
     directories = decoded.get("directories", [])
     links = decoded.get("links", [])
@@ -388,7 +397,7 @@ def to_oci_manifest(artifact: Artifact, document: bytes) -> bytes:
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST_MEDIA_TYPE,
-        "artifactType": ARTIFACT_MEDIA_TYPE,
+        "artifactType": artifact.artifact_type or ARTIFACT_MEDIA_TYPE,
         "config": {
             "mediaType": ARTIFACT_MEDIA_TYPE,
             "digest": str(Digest.of(document, "sha256")),
