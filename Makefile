@@ -8,8 +8,11 @@ URL ?= http://127.0.0.1:5000
 REPORT ?= reports/conformance
 # Debian packages the test suite drives as real peers.
 DEBIAN_TOOLS := skopeo docker-registry
+# Azurite (the Azure Storage emulator) from the npm registry, for the azure driver's tests.
+AZURITE_VERSION := 3.37.0
+AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: run test lint typecheck check conformance bench debian-tools clean
+.PHONY: run test lint typecheck check conformance bench debian-tools azurite clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +23,7 @@ $(VENV)/.installed-run: pyproject.toml | $(PY)
 	touch $@
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[s3]' --group dev
+	$(PY) -m pip install --quiet -e '.[s3,gcs,azure]' --group dev
 	touch $@ $(VENV)/.installed-run
 
 ## run: serve on 127.0.0.1:5000 with storage in ./data
@@ -28,8 +31,14 @@ run: $(VENV)/.installed-run
 	$(VENV)/bin/arca serve
 
 ## test: the whole test suite and the conformance suite (against arca and the reference)
-test: $(STAMP) debian-tools
+test: $(STAMP) debian-tools azurite
 	$(PY) -m pytest tests conformance -p no:cacheprovider
+
+azurite: $(AZURITE)
+
+$(AZURITE):
+	mkdir -p .cache/azurite
+	npm install --silent --no-audit --no-fund --prefix .cache/azurite azurite@$(AZURITE_VERSION)
 
 debian-tools:
 	@missing=""; for pkg in $(DEBIAN_TOOLS); do \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import json
 import signal
 import socket
 import subprocess
@@ -118,6 +119,182 @@ def create_bucket(endpoint_url: str) -> str:
 @pytest.fixture
 def s3_bucket(s3_endpoint: str) -> str:
     return create_bucket(s3_endpoint)
+
+
+# -- Azure Blob: one Azurite per test session ---------------------------------------------
+#
+# Azurite comes from the npm registry into `.cache/azurite` (ignored by git); `make test`
+# installs it and the fixture installs it on first use where it is missing, so a fresh
+# worktree runs the suite too. Data lives in a temporary folder (not in memory: the
+# 1 GiB tests would hold it all in the node process). `create_container(conn)` makes a
+# fresh container, as `create_bucket` does for S3.
+
+AZURITE_VERSION = "3.37.0"
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's published development key, the same for every Azurite everywhere.
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+AZURITE_DIR = REPO_ROOT / ".cache" / "azurite"
+
+
+def azurite_binary() -> Path:
+    """`azurite-blob` from `.cache/azurite`, installed there with npm if missing."""
+    binary = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        AZURITE_DIR.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(AZURITE_DIR),
+             f"azurite@{AZURITE_VERSION}"],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        if result.returncode != 0 or not binary.exists():
+            pytest.fail(f"npm install azurite failed: {result.stderr[-2000:]}")
+    return binary
+
+
+def azurite_connection_string(endpoint: str) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint}/{AZURITE_ACCOUNT};"
+    )
+
+
+def _wait_for_port(process: subprocess.Popen[bytes], port: int, name: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} did not listen on {port}: {log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start Azurite's blob service on a free port; yield its URL; stop it at the end."""
+    binary = azurite_binary()
+    port = _free_port()
+    workspace = tmp_path_factory.mktemp("azurite")
+    log = workspace / "azurite.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+             "--location", str(workspace / "data"), "--skipApiVersionCheck",
+             "--disableTelemetry", "--silent"],
+            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )  # fmt: skip
+    try:
+        _wait_for_port(process, port, "azurite", log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def create_container(connection_string: str) -> str:
+    """A new, empty container on the account of `connection_string`; returns its name."""
+    from azure.storage.blob import BlobServiceClient  # only where Azure tests run
+
+    name = f"arca-test-{uuid.uuid4().hex[:16]}"
+    with BlobServiceClient.from_connection_string(connection_string) as service:
+        service.create_container(name)
+    return name
+
+
+@pytest.fixture
+def azure_container(azurite_endpoint: str) -> str:
+    return create_container(azurite_connection_string(azurite_endpoint))
+
+
+# -- Google Cloud Storage: one gcp-storage-emulator per test session --------------------
+#
+# gcp-storage-emulator (PyPI, the tests group) in memory, on a free port. It lacks some
+# of GCS: it ignores `ifGenerationMatch` (create-only uploads overwrite), cannot cancel
+# a resumable session (501) and answers a range past the end with an empty 206; the
+# tests that depend on those say so. Requests go unauthenticated (`anonymous`); a
+# throwaway service-account key signs URLs, which the emulator serves without checking.
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start gcp-storage-emulator on a free port; yield its URL; stop it at the end."""
+    emulator = Path(sys.executable).with_name("gcp-storage-emulator")
+    if not emulator.exists():
+        pytest.fail(f"{emulator} not found: install the tests group (gcp-storage-emulator)")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("gcs") / "gcs.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(emulator), "start", "--host", "127.0.0.1", "--port", str(port),
+             "--in-memory", "-q"],
+            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )  # fmt: skip
+    try:
+        _wait_for_port(process, port, "gcp-storage-emulator", log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def create_gcs_bucket(endpoint: str) -> str:
+    """A new, empty bucket on the emulator at `endpoint`; returns its name."""
+    name = f"arca-test-{uuid.uuid4().hex[:16]}"
+    request = urllib.request.Request(
+        f"{endpoint}/storage/v1/b?project=arca-test",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    return name
+
+
+@pytest.fixture
+def gcs_bucket(gcs_endpoint: str) -> str:
+    return create_gcs_bucket(gcs_endpoint)
+
+
+@pytest.fixture(scope="session")
+def gcs_key_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A service-account key file of a made-up account, for signing URLs."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    path = tmp_path_factory.mktemp("gcs-key") / "key.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": "arca-test@arca-test.iam.gserviceaccount.com",
+                "private_key": pem,
+                "token_uri": "http://127.0.0.1:9/token",  # never used: requests are anonymous
+            }
+        )
+    )
+    return str(path)
 
 
 # -- The app in-process: build it inline over a driver of the test's choosing ------------

@@ -39,6 +39,8 @@ class StorageSettings:
     driver: str = "filesystem"
     filesystem: Mapping[str, Any] = field(default_factory=lambda: {"root": "./data"})
     s3: Mapping[str, Any] = field(default_factory=dict)
+    gcs: Mapping[str, Any] = field(default_factory=dict)
+    azure: Mapping[str, Any] = field(default_factory=dict)
     memory: Mapping[str, Any] = field(default_factory=dict)
 
     def driver_options(self) -> dict[str, Any]:
@@ -92,7 +94,7 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 # ARCA_REGISTRY is the client's (the CLI's registry URL), so a shell may set it too.
 _NOT_SETTINGS = frozenset({"ARCA_CONFIG", "ARCA_REGISTRY"})
-_DRIVER_SECTIONS = ("filesystem", "s3", "memory")
+_DRIVER_SECTIONS = ("filesystem", "s3", "gcs", "azure", "memory")
 
 
 def load_settings(

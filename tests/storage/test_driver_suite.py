@@ -19,7 +19,7 @@ from arca.storage.driver import (
     ObjectInfo,
     PathNotFound,
 )
-from tests.storage.conftest import NewDriver
+from tests.storage.conftest import NewDriver, expect_gap
 
 pytestmark = pytest.mark.anyio
 
@@ -100,14 +100,19 @@ async def test_readers_never_see_a_partial_object_during_overwrites(driver: Driv
 # -- if_absent ---------------------------------------------------------------------------
 
 
-async def test_put_if_absent_creates_once(driver: Driver) -> None:
+async def test_put_if_absent_creates_once(driver: Driver, request: pytest.FixtureRequest) -> None:
+    expect_gap(request, "if_absent")
     await driver.put("once", b"first", if_absent=True)
     with pytest.raises(AlreadyExists):
         await driver.put("once", b"second", if_absent=True)
     assert await driver.get("once") == b"first"
 
 
-async def test_put_if_absent_lets_exactly_one_concurrent_writer_win(driver: Driver) -> None:
+async def test_put_if_absent_lets_exactly_one_concurrent_writer_win(
+    driver: Driver, request: pytest.FixtureRequest
+) -> None:
+    expect_gap(request, "if_absent")
+
     async def attempt(index: int) -> bool:
         try:
             await driver.put("race", b"writer %d" % index, if_absent=True)

@@ -1,5 +1,5 @@
 """Drivers by short name; each is imported only when chosen, so `s3` needs
-aiobotocore only where it is used."""
+aiobotocore, `gcs` gcloud-aio-storage and `azure` azure-storage-blob only where used."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ DRIVERS = {
     "memory": "arca.storage.drivers.memory:MemoryDriver",
     "filesystem": "arca.storage.drivers.filesystem:FilesystemDriver",
     "s3": "arca.storage.drivers.s3:S3Driver",
+    "gcs": "arca.storage.drivers.gcs:GCSDriver",
+    "azure": "arca.storage.drivers.azure:AzureBlobDriver",
 }
 
 
@@ -21,6 +23,12 @@ def load_driver(name: str, options: dict[str, Any]) -> Driver:
     except KeyError:
         raise ValueError(f"unknown storage driver {name!r}; known: {sorted(DRIVERS)}") from None
     module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ValueError(
+            f"storage driver {name!r} needs {exc.name!r}: pip install 'arca[{name}]'"
+        ) from exc
+    cls = getattr(module, class_name)
     driver: Driver = cls(**options)
     return driver

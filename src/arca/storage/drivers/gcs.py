@@ -1,0 +1,749 @@
+"""Objects in a Google Cloud Storage bucket (or a GCS emulator), over GCS's JSON API.
+
+The object at `a/b` is the object `<prefix>a/b`; prefixes are name prefixes ending in
+`/`. Metadata calls, listings, simple uploads, copies and deletes go through
+gcloud-aio-storage; streamed reads and resumable-upload chunks use the same aiohttp
+session directly, since the library reads whole bodies and sends whole files.
+Credentials come from gcloud-aio-auth: a service-account key file, else Application
+Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's own file, then the
+metadata server, which is how GKE workload identity hands out tokens); `anonymous`
+sends none (emulators; a key file then only signs URLs). Idempotent calls are
+retried with bounded backoff on throttling, 5xx and dropped connections, and every
+call has connect/read timeouts, so a dead endpoint is a BackendUnavailable, never a
+hang.
+
+- `put` is one media upload (atomic: an object appears whole); `if_absent` adds the
+  precondition `ifGenerationMatch=0`, which GCS enforces across all clients (412).
+- Writers (upload sessions) are resumable uploads. Their bookkeeping lives in one
+  state object next to the key, `<key>.writer~` (names ending in `~` are reserved by
+  the contract, so it can't collide with an object and `list`/`walk` hide it):
+
+      b"arca-gcs-writer 1\\n" + u32 header length + JSON header + tail bytes
+
+  The header names the session URI (null until the first chunk is sent) and the
+  offset GCS has persisted; the tail is the bytes after it, fewer than the 256 KiB
+  every chunk but the last must be a multiple of. A writer holds at most one chunk
+  in memory and sends `chunk_size` bytes whenever that much is buffered. `close()`
+  sends the whole 256 KiB multiples it holds and rewrites the state (offset and tail
+  together, in one upload, so they always agree); `writer(path, append=True)` reads it
+  back from any process, asks GCS how much the session has persisted and carries on.
+  A session holding more than the state says (a process killed after sending a chunk
+  it never recorded) cannot be rewound: the writer then reports GCS's size, and the
+  registry, unable to read those bytes back, asks the client to restart the upload
+  (on S3 such parts are overwritten instead). `commit()` sends the tail as the final
+  chunk, which makes the object appear whole (with no session yet: one media
+  upload), then deletes the state; `cancel()` and `delete()` cancel the session.
+- `url_for` signs a V4 URL for redirects: locally with the key file's private key,
+  else through the IAM signBlob API as `signing_service_account` (workload identity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime
+import functools
+import hashlib
+import json
+import re
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from gcloud.aio.auth import IamClient, Token
+from gcloud.aio.storage import Blob, Storage
+
+from arca.storage.driver import (
+    CHUNK_SIZE,
+    AlreadyExists,
+    BackendUnavailable,
+    Driver,
+    FileWriter,
+    InvalidOffset,
+    ObjectInfo,
+    PathNotFound,
+    StorageError,
+    check_path,
+)
+from arca.storage.drivers._listing import in_name_order, is_object_path
+
+GRANULARITY = 256 << 10
+"""Every resumable chunk but the last must be a multiple of this."""
+MAX_CHUNK_SIZE = 1 << 30
+WRITER_SUFFIX = ".writer~"
+DEFAULT_ENDPOINT = "https://storage.googleapis.com"
+SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]
+
+_DELETE_CONCURRENCY = 16
+_STATE_MAGIC = b"arca-gcs-writer 1\n"
+_STATE_HEADER = struct.Struct(">I")
+_RANGE = re.compile(r"bytes=0-(\d+)")
+_CONTENT_RANGE_TOTAL = re.compile(r"bytes [^/]*/(\d+)")
+_T = TypeVar("_T")
+
+
+class _Retryable(Exception):
+    """A throttled, failed or dropped call that is safe to send again."""
+
+
+@contextlib.contextmanager
+def _map_errors(path: str, offset: int = 0) -> Iterator[None]:
+    """The one place where aiohttp errors and GCS statuses become the contract's exceptions."""
+    try:
+        yield
+    except aiohttp.ClientResponseError as exc:
+        status = exc.status
+        detail = f"{status} {exc.message}"[:500]
+        if status == 404:
+            raise PathNotFound(path) from exc
+        if status == 412:
+            raise AlreadyExists(path) from exc
+        if status == 416:
+            raise InvalidOffset(path, offset) from exc
+        if status in (401, 403, 429) or status >= 500:
+            raise BackendUnavailable(f"GCS refused the request for {path!r}: {detail}") from exc
+        raise StorageError(f"GCS error for {path!r}: {detail}") from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:  # OSError: refused, DNS…
+        raise BackendUnavailable(f"GCS endpoint unavailable ({path!r}): {exc}") from exc
+
+
+def _check(response: aiohttp.ClientResponse, *ok: int) -> None:
+    """Raise ClientResponseError unless `response.status` is one of `ok`."""
+    if response.status not in ok:
+        raise aiohttp.ClientResponseError(
+            response.request_info,
+            response.history,
+            status=response.status,
+            message=response.reason or "",
+            headers=response.headers,
+        )
+
+
+class GCSDriver(Driver):
+    name = "gcs"
+    chunk_min_length = GRANULARITY
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str = DEFAULT_ENDPOINT,
+        credentials_file: str | None = None,
+        anonymous: bool = False,
+        redirect: bool = False,
+        public_endpoint_url: str | None = None,
+        signing_service_account: str | None = None,
+        chunk_size: int = 16 << 20,
+        max_attempts: int = 3,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 30.0,
+    ) -> None:
+        if not bucket:
+            raise ValueError("gcs: bucket is required")
+        if chunk_size % GRANULARITY or not GRANULARITY <= chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(
+                f"gcs: chunk_size must be a multiple of {GRANULARITY} bytes,"
+                f" at most {MAX_CHUNK_SIZE}"
+            )
+        if max_attempts < 1:
+            raise ValueError("gcs: max_attempts must be at least 1")
+        self._service_data: dict[str, Any] = {}
+        if credentials_file is not None:
+            try:
+                self._service_data = json.loads(Path(credentials_file).read_text("utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"gcs: cannot read credentials_file: {exc}") from exc
+        prefix = prefix.strip("/")
+        self.bucket = bucket
+        self.prefix = check_path(prefix) + "/" if prefix else ""
+        self.chunk_size = chunk_size
+        self.redirect = redirect
+        self.max_attempts = max_attempts
+        self._endpoint = endpoint_url.rstrip("/")
+        self._public = (public_endpoint_url or self._endpoint).rstrip("/")
+        self._credentials_file = credentials_file
+        self._anonymous = anonymous
+        self._signer = signing_service_account
+        self._timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout)
+        self._read_timeout = read_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._storage: Storage | None = None
+        self._token: Token | None = None
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, path: str) -> bytes:
+        return b"".join([piece async for piece in self._stream(path, self._key(path))])
+
+    async def open_read(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        key = self._key(path)
+        if offset < 0:
+            raise InvalidOffset(path, offset)
+        if length is not None and length <= 0:
+            if offset > (await self.stat(path)).size:
+                raise InvalidOffset(path, offset)
+            return
+        end = "" if length is None else str(offset + length - 1)
+        try:
+            async for piece in self._stream(path, key, f"bytes={offset}-{end}", offset):
+                yield piece
+        except InvalidOffset:
+            # GCS refuses a range starting at the end; the contract yields nothing there.
+            if (await self.stat(path)).size != offset:
+                raise
+
+    async def stat(self, path: str) -> ObjectInfo:
+        key = self._key(path)
+        storage = self._client()
+        item = await self._retry(path, lambda: storage.download_metadata(self.bucket, key))
+        return _info(path, item)
+
+    async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
+        base = self._key(prefix) + "/"
+        params = {"prefix": base, "delimiter": "/"}
+        if start_after is not None:
+            # Every name after `start_after` has a key at or after this one; some keys
+            # after it still belong to earlier names: filtered below.
+            params["startOffset"] = base + start_after
+        async for name in in_name_order(self._children(prefix, base, params)):
+            if start_after is None or name > start_after:
+                yield name
+
+    async def walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        base = self._key(prefix) + "/"
+        async for page in self._pages(prefix, {"prefix": base}):
+            for item in page.get("items", []):
+                path = item["name"][len(self.prefix) :]
+                if is_object_path(path):
+                    yield _info(path, item)
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
+        await self._upload(path, self._key(path), data, if_absent=if_absent)
+
+    async def delete(self, path: str) -> None:
+        key = self._key(path)
+        mine: list[str] = []
+        async for page in self._pages(path, {"prefix": key}):
+            for item in page.get("items", []):
+                rest = item["name"][len(key) :]
+                if rest in ("", WRITER_SUFFIX) or rest.startswith("/"):
+                    mine.append(item["name"])
+        if not mine:
+            raise PathNotFound(path)
+        storage = self._client()
+        limit = asyncio.Semaphore(_DELETE_CONCURRENCY)
+
+        async def remove(name: str) -> None:
+            async with limit:
+                if name.endswith(WRITER_SUFFIX):
+                    await self._cancel_writer(path, name)
+                with contextlib.suppress(PathNotFound):
+                    await self._retry(path, lambda: storage.delete(self.bucket, name))
+
+        await asyncio.gather(*(remove(name) for name in mine))
+
+    async def move(self, source: str, destination: str) -> None:
+        source_key, destination_key = self._key(source), self._key(destination)
+        storage = self._client()
+
+        async def copy() -> Any:
+            # rewriteTo, repeated with its token until done: any size, server-side.
+            return await storage.copy(
+                self.bucket,
+                source_key,
+                self.bucket,
+                new_name=destination_key,
+                timeout=int(self._read_timeout),
+            )
+
+        await self._retry(source, copy)
+        await self._retry(source, lambda: storage.delete(self.bucket, source_key))
+
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        key = self._key(path)
+        if not append:
+            writer = _GCSWriter(self, path, key, None, 0, b"")
+            await writer.save()
+            return writer
+        state = b"".join([piece async for piece in self._stream(path, key + WRITER_SUFFIX)])
+        session, offset, tail = _decode_state(path, state)
+        if session is not None:
+            persisted = await self._persisted(path, session)
+            if persisted is None:
+                raise PathNotFound(path)  # the session expired or was finished elsewhere
+            if persisted != offset:
+                # Bytes a killed writer sent but never recorded: they can't be rewound.
+                return _GCSWriter(self, path, key, session, persisted, b"", saved=False)
+        return _GCSWriter(self, path, key, session, offset, tail)
+
+    # -- the rest of the contract ------------------------------------------------------
+
+    async def url_for(self, path: str, expires: int = 900) -> str | None:
+        if not self.redirect:
+            return None
+        key = self._key(path)
+        with _map_errors(path):
+            return await self._signed_url(key, expires)
+
+    async def check(self) -> None:
+        storage = self._client()
+        try:
+            await self._retry(self.bucket, lambda: storage.get_bucket_metadata(self.bucket))
+        except BackendUnavailable:
+            raise
+        except StorageError as exc:
+            raise BackendUnavailable(f"bucket {self.bucket!r} is not usable: {exc}") from exc
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        self._storage = None
+        if self._token is not None:
+            with contextlib.suppress(Exception):
+                await self._token.close()
+            self._token = None
+        if session is not None:
+            await session.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _key(self, path: str) -> str:
+        return self.prefix + check_path(path)
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False)
+            self._storage = None
+        return self._session
+
+    def _client(self) -> Storage:
+        """gcloud-aio-storage on this driver's session, created on first use."""
+        session = self._http()
+        if self._storage is None:
+            if self._token is None and not self._anonymous:
+                self._token = Token(
+                    service_file=self._credentials_file, session=cast(Any, session), scopes=SCOPES
+                )
+            self._storage = Storage(
+                token=self._token,
+                session=cast(Any, session),
+                api_root=self._endpoint,
+                api_is_dev=self._anonymous,
+            )
+        return self._storage
+
+    async def _headers(self) -> dict[str, str]:
+        self._client()
+        if self._token is None:
+            return {}
+        return {"Authorization": f"Bearer {await self._token.get()}"}
+
+    def _object_url(self, key: str) -> str:
+        return (
+            f"{self._endpoint}/storage/v1/b/{quote(self.bucket, safe='')}/o/{quote(key, safe='')}"
+        )
+
+    def _upload_timeout(self, size: int) -> int:
+        # gcloud-aio's timeouts are totals: allow a slow 8 MiB/s on top of the read timeout.
+        return int(self._read_timeout + size / (8 << 20))
+
+    async def _retry(
+        self, path: str, call: Callable[[], Awaitable[_T]], *, idempotent: bool = True
+    ) -> _T:
+        """`call()`, with its errors mapped; again with backoff while it may succeed."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with _map_errors(path):
+                    return await call()
+            except BackendUnavailable as exc:
+                cause = exc.__cause__
+                transient = not isinstance(cause, aiohttp.ClientResponseError) or (
+                    cause.status == 429 or cause.status >= 500
+                )
+                if not idempotent or not transient or attempt >= self.max_attempts:
+                    raise
+            await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+
+    async def _upload(self, path: str, key: str, data: bytes, *, if_absent: bool = False) -> None:
+        """One media upload of `data` to `key`, create-only with `if_absent`."""
+        storage = self._client()
+        parameters = {"ifGenerationMatch": "0"} if if_absent else {}
+
+        # An empty object goes as a multipart upload (metadata + no bytes):
+        # gcp-storage-emulator drops the connection on an empty media upload.
+        metadata = None if data else {"contentType": "application/octet-stream"}
+
+        async def upload() -> Any:
+            return await storage.upload(
+                self.bucket,
+                key,
+                data,
+                content_type="application/octet-stream",
+                parameters=dict(parameters),
+                metadata=metadata,
+                force_resumable_upload=False,
+                timeout=self._upload_timeout(len(data)),
+            )
+
+        # Retried only without a precondition: a retry of a create-only upload that
+        # landed would wrongly report AlreadyExists.
+        await self._retry(path, upload, idempotent=not if_absent)
+
+    async def _stream(
+        self, path: str, key: str, byte_range: str | None = None, offset: int = 0
+    ) -> AsyncIterator[bytes]:
+        """One GET of the object's media, in CHUNK_SIZE pieces."""
+        headers = await self._headers()
+        if byte_range is not None:
+            headers["Range"] = byte_range
+        session = self._http()
+
+        async def start() -> aiohttp.ClientResponse:
+            response = await session.get(
+                self._object_url(key), params={"alt": "media"}, headers=headers
+            )
+            if response.status not in (200, 206):
+                response.release()
+                _check(response, 200, 206)
+            return response
+
+        with _map_errors(path, offset):
+            response = await self._retry(path, start)
+            try:
+                if byte_range is not None and response.status == 206:
+                    # Some emulators answer a range past the end with an empty 206.
+                    total = _CONTENT_RANGE_TOTAL.match(response.headers.get("Content-Range", ""))
+                    if total is not None and offset > int(total.group(1)):
+                        raise InvalidOffset(path, offset)
+                pieces: list[bytes] = []
+                buffered = 0
+                while True:
+                    piece = await response.content.read(CHUNK_SIZE - buffered)
+                    if not piece:
+                        break
+                    pieces.append(piece)
+                    buffered += len(piece)
+                    if buffered >= CHUNK_SIZE:
+                        yield b"".join(pieces)
+                        pieces, buffered = [], 0
+                if pieces:
+                    yield b"".join(pieces)
+            finally:
+                response.close()
+
+    async def _pages(self, path: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+        """objects.list pages."""
+        storage = self._client()
+        params = dict(params)
+        while True:
+            page = await self._retry(
+                path, functools.partial(storage.list_objects, self.bucket, params=dict(params))
+            )
+            yield page
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            params["pageToken"] = token
+
+    async def _children(self, path: str, base: str, params: dict[str, str]) -> AsyncIterator[str]:
+        """Names under `base` in key order (a prefix sorts as `name/`), reserved ones too."""
+        async for page in self._pages(path, params):
+            keys = [item["name"] for item in page.get("items", [])]
+            keys += page.get("prefixes", [])
+            for key in sorted(keys):  # code point order == GCS's UTF-8 byte order
+                name = key[len(base) :].rstrip("/")
+                if name:
+                    yield name
+
+    async def _start_session(self, path: str, key: str) -> str:
+        """A resumable upload session for `key`; its URI works from any process."""
+        headers = await self._headers()
+        headers["X-Upload-Content-Type"] = "application/octet-stream"
+        session = self._http()
+        url = f"{self._endpoint}/upload/storage/v1/b/{quote(self.bucket, safe='')}/o"
+
+        async def start() -> str:
+            async with session.post(
+                url,
+                params={"uploadType": "resumable", "name": key},
+                headers=headers,
+                json={"name": key},
+            ) as response:
+                _check(response, 200, 201)
+                location = response.headers.get("Location")
+            if not location:
+                raise StorageError(f"GCS gave no session URI for {path!r}")
+            return location
+
+        return await self._retry(path, start)
+
+    async def _persisted(self, path: str, session_uri: str) -> int | None:
+        """Bytes the session has persisted; None if it is gone or already finished."""
+        headers = await self._headers()
+        headers["Content-Range"] = "bytes */*"
+        session = self._http()
+
+        async def query() -> int | None:
+            async with session.put(session_uri, headers=headers, data=b"") as response:
+                if response.status in (200, 201, 404, 410, 499):
+                    return None
+                _check(response, 308)
+                persisted = _RANGE.fullmatch(response.headers.get("Range", ""))
+                return 0 if persisted is None else int(persisted.group(1)) + 1
+
+        return await self._retry(path, query)
+
+    async def _send_chunk(
+        self, path: str, session_uri: str, start: int, data: bytes, total: int | None
+    ) -> int:
+        """Send `data` at `start` (`total`: this is the last chunk); returns the offset
+        GCS has persisted after it (all of `data`, or less: the caller sends the rest)."""
+        headers = await self._headers()
+        if data:
+            end = start + len(data) - 1
+            headers["Content-Range"] = f"bytes {start}-{end}/{'*' if total is None else total}"
+        else:
+            headers["Content-Range"] = f"bytes */{total}"
+        session = self._http()
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self._timeout.sock_connect, total=self._upload_timeout(len(data))
+        )
+        with _map_errors(path):
+            async with session.put(
+                session_uri, headers=headers, data=data, timeout=timeout
+            ) as response:
+                if total is not None and response.status in (200, 201):
+                    return total
+                _check(response, 308)
+                persisted = _RANGE.fullmatch(response.headers.get("Range", ""))
+        return 0 if persisted is None else int(persisted.group(1)) + 1
+
+    async def _cancel_session(self, path: str, session_uri: str) -> None:
+        """Cancel a resumable session (best effort: unfinished sessions expire in a week;
+        gcp-storage-emulator answers 501 to this)."""
+        headers = await self._headers()
+        session = self._http()
+        with contextlib.suppress(StorageError), _map_errors(path):
+            async with session.delete(session_uri, headers=headers) as response:
+                response.release()
+
+    async def _cancel_writer(self, path: str, state_key: str) -> None:
+        try:
+            state = b"".join([piece async for piece in self._stream(path, state_key)])
+            session, _, _ = _decode_state(path, state)
+        except (PathNotFound, StorageError):
+            return
+        if session is not None:
+            await self._cancel_session(path, session)
+
+    async def _signed_url(self, key: str, expires: int) -> str:
+        """A V4 signed GET URL (the algorithm of gcloud-aio-storage's Blob.get_signed_url,
+        which always signs for storage.googleapis.com over https)."""
+        if not 1 <= expires <= 604800:
+            raise StorageError("gcs: signed URLs last from 1 second to 7 days")
+        public = urlsplit(self._public)
+        now = datetime.datetime.now(datetime.UTC)
+        datestamp = now.strftime("%Y%m%d")
+        timestamp = now.strftime("%Y%m%dT%H%M%SZ")
+        scope = f"{datestamp}/auto/storage/goog4_request"
+        email = self._service_data.get("client_email") or self._signer
+        if not email:
+            raise StorageError(
+                "gcs: redirect needs a credentials_file with a private key or a"
+                " signing_service_account to sign URLs as"
+            )
+        path = f"{public.path.rstrip('/')}/{self.bucket}/{quote(key, safe='/~')}"
+        query = {
+            "X-Goog-Algorithm": "GOOG4-RSA-SHA256",
+            "X-Goog-Credential": f"{email}/{scope}",
+            "X-Goog-Date": timestamp,
+            "X-Goog-Expires": str(expires),
+            "X-Goog-SignedHeaders": "host",
+        }
+        canonical_query = "&".join(
+            f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(query.items())
+        )
+        canonical = "\n".join(
+            ["GET", path, canonical_query, f"host:{public.netloc}\n", "host", "UNSIGNED-PAYLOAD"]
+        )
+        to_sign = "\n".join(
+            ["GOOG4-RSA-SHA256", timestamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        private_key = self._service_data.get("private_key")
+        if isinstance(private_key, str):
+            signature = Blob.get_pem_signature(to_sign, private_key)
+        else:
+            iam = IamClient(token=await self._iam_token(), session=cast(Any, self._http()))
+            signed = await iam.sign_blob(to_sign, service_account_email=email)
+            signature = base64.b64decode(signed["signedBlob"])
+        hex_signature = binascii.hexlify(signature).decode()
+        return (
+            f"{public.scheme}://{public.netloc}{path}?{canonical_query}"
+            f"&X-Goog-Signature={hex_signature}"
+        )
+
+    async def _iam_token(self) -> Token:
+        self._client()
+        if self._token is None:
+            raise StorageError("gcs: an anonymous driver cannot sign through IAM")
+        return self._token
+
+
+class _GCSWriter(FileWriter):
+    """A resumable upload session with its offset and tail kept in `<key>.writer~`."""
+
+    def __init__(
+        self,
+        driver: GCSDriver,
+        path: str,
+        key: str,
+        session: str | None,
+        offset: int,
+        tail: bytes,
+        *,
+        saved: bool = True,
+    ) -> None:
+        self._driver = driver
+        self._path = path
+        self._key = key
+        self._session = session
+        self._offset = offset  # bytes GCS has persisted
+        self._buffer = bytearray(tail)
+        self._saved = saved
+        self._ended = False
+
+    @property
+    def size(self) -> int:
+        return self._offset + len(self._buffer)
+
+    async def write(self, data: bytes) -> None:
+        """Buffer `data`, sending each chunk as it fills; the buffer never exceeds a chunk.
+
+        If sending fails, the bytes of this call not yet sent are dropped again, so
+        `size` says what was accepted (for writes up to a chunk: all of it or nothing).
+        """
+        self._check_open()
+        chunk_size = self._driver.chunk_size
+        rest = memoryview(data)
+        while rest:
+            taken = rest[: chunk_size - len(self._buffer)]
+            rest = rest[len(taken) :]
+            self._buffer += taken
+            self._saved = False
+            if len(self._buffer) == chunk_size:
+                before = self._offset
+                try:
+                    await self._send(chunk_size)
+                except BaseException:
+                    # What GCS persisted stays counted; the rest of this call is dropped.
+                    keep = max(0, len(self._buffer) - len(taken) - (self._offset - before))
+                    del self._buffer[keep:]
+                    raise
+
+    async def close(self) -> None:
+        if self._ended:
+            return
+        try:
+            whole = len(self._buffer) - len(self._buffer) % GRANULARITY
+            if whole:
+                await self._send(whole)
+            if not self._saved:
+                await self.save()
+        finally:
+            self._end()
+
+    async def commit(self) -> None:
+        self._check_open()
+        driver = self._driver
+        data = bytes(self._buffer)
+        if self._session is None:
+            await driver._upload(self._path, self._key, data)
+        else:
+            total = self._offset + len(data)
+            persisted = await driver._send_chunk(
+                self._path, self._session, self._offset, data, total
+            )
+            if persisted != total:
+                raise StorageError(f"GCS did not finish the upload of {self._path!r}")
+        storage = driver._client()
+        with contextlib.suppress(PathNotFound):
+            await driver._retry(
+                self._path, lambda: storage.delete(driver.bucket, self._key + WRITER_SUFFIX)
+            )
+        self._end()
+
+    async def cancel(self) -> None:
+        self._check_open()
+        self._end()
+        driver = self._driver
+        if self._session is not None:
+            await driver._cancel_session(self._path, self._session)
+        storage = driver._client()
+        with contextlib.suppress(PathNotFound):
+            await driver._retry(
+                self._path, lambda: storage.delete(driver.bucket, self._key + WRITER_SUFFIX)
+            )
+
+    async def save(self) -> None:
+        """Write the state object: the session, its persisted offset and the tail."""
+        header = json.dumps({"session": self._session, "offset": self._offset}).encode()
+        state = _STATE_MAGIC + _STATE_HEADER.pack(len(header)) + header + bytes(self._buffer)
+        await self._driver._upload(self._path, self._key + WRITER_SUFFIX, state)
+        self._saved = True
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise StorageError(f"writer for {self._path} is closed")
+
+    def _end(self) -> None:
+        self._ended = True
+        self._buffer = bytearray()
+
+    async def _send(self, size: int) -> None:
+        """Send the first `size` buffered bytes (a multiple of 256 KiB), all of them."""
+        driver = self._driver
+        if self._session is None:
+            self._session = await driver._start_session(self._path, self._key)
+        sent = 0
+        while sent < size:
+            with memoryview(self._buffer) as view:
+                data = bytes(view[sent:size])
+            persisted = await driver._send_chunk(
+                self._path, self._session, self._offset, data, None
+            )
+            if persisted <= self._offset:
+                raise StorageError(f"GCS persisted nothing of a chunk of {self._path!r}")
+            sent += persisted - self._offset
+            self._offset = persisted
+        del self._buffer[:size]
+
+
+def _info(path: str, item: dict[str, Any]) -> ObjectInfo:
+    updated = datetime.datetime.fromisoformat(item["updated"].replace("Z", "+00:00"))
+    return ObjectInfo(path, int(item["size"]), updated.timestamp())
+
+
+def _decode_state(path: str, state: bytes) -> tuple[str | None, int, bytes]:
+    try:
+        if not state.startswith(_STATE_MAGIC):
+            raise ValueError("bad magic")
+        start = len(_STATE_MAGIC) + _STATE_HEADER.size
+        (length,) = _STATE_HEADER.unpack_from(state, len(_STATE_MAGIC))
+        header = json.loads(state[start : start + length])
+        session = header["session"]
+        offset = int(header["offset"])
+        if session is not None and not isinstance(session, str):
+            raise ValueError("bad session")
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        raise StorageError(f"unreadable writer state for {path!r}: {exc}") from exc
+    return session, offset, state[start + length :]
