@@ -111,6 +111,7 @@ def _spawn(
     url: str,
     extra_env: dict[str, str] | None = None,
     ready_path: str = "/v2/",
+    ready_status: int = 200,
 ) -> RunningTarget:
     log_path = workdir / f"{name}.log"
     log = log_path.open("wb")
@@ -141,7 +142,7 @@ def _spawn(
             except httpx.HTTPError as error:
                 last_error = repr(error)
             else:
-                if response.status_code == 200:
+                if response.status_code == ready_status:
                     return target
                 last_error = f"GET {ready_path} answered {response.status_code}"
             time.sleep(0.1)
@@ -215,6 +216,110 @@ def start_arca_s3(root: Path) -> RunningTarget:
     return target
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+AZURITE_VERSION = "3.37.0"
+# Azurite's published development key.
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _azurite() -> str:
+    """`azurite-blob` from the project's `.cache/azurite`, installed with npm if missing."""
+    folder = REPO_ROOT / ".cache" / "azurite"
+    binary = folder / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(folder),
+             f"azurite@{AZURITE_VERSION}"],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        if result.returncode != 0 or not binary.exists():
+            raise TargetUnavailable(f"npm install azurite failed: {result.stderr[-2000:]}")
+    return str(binary)
+
+
+def _with_companion(
+    root: Path, name: str, env: dict[str, str], companion: RunningTarget
+) -> RunningTarget:
+    """arca with `env`, stopped together with the `companion` that holds its storage."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
+    command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    try:
+        target = _spawn(name, command, workdir, f"http://127.0.0.1:{port}", env)
+    except TargetUnavailable:
+        companion.stop()
+        raise
+    target.companions.append(companion)
+    return target
+
+
+def start_arca_azure(root: Path) -> RunningTarget:
+    """arca on its Azure Blob driver, against an Azurite of its own on loopback."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="azurite-", dir=root))
+    endpoint = f"http://127.0.0.1:{port}"
+    azurite = _spawn(
+        "azurite",
+        [_azurite(), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+         "--location", str(workdir / "data"), "--skipApiVersionCheck",
+         "--disableTelemetry", "--silent"],
+        workdir,
+        endpoint,
+        ready_path="/devstoreaccount1?comp=list",
+        ready_status=403,  # Azurite is up: it refuses an unsigned listing
+    )  # fmt: skip
+    connection_string = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint}/devstoreaccount1;"
+    )
+    try:
+        from azure.storage.blob import BlobServiceClient
+
+        with BlobServiceClient.from_connection_string(connection_string) as service:
+            service.create_container("arca-conformance")
+    except Exception as error:
+        azurite.stop()
+        raise TargetUnavailable(f"arca-azure: cannot create the container: {error}") from error
+    env = {
+        "ARCA_STORAGE_DRIVER": "azure",
+        "ARCA_STORAGE_AZURE_CONTAINER": "arca-conformance",
+        "ARCA_STORAGE_AZURE_CONNECTION_STRING": connection_string,
+    }
+    return _with_companion(root, "arca-azure", env, azurite)
+
+
+def start_arca_gcs(root: Path) -> RunningTarget:
+    """arca on its GCS driver, against a gcp-storage-emulator of its own on loopback."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="gcs-", dir=root))
+    endpoint = f"http://127.0.0.1:{port}"
+    emulator = str(Path(sys.executable).with_name("gcp-storage-emulator"))
+    gcs = _spawn(
+        "gcs",
+        [emulator, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "-q"],
+        workdir,
+        endpoint,
+        ready_path="/",
+    )
+    bucket = "arca-conformance"
+    create = httpx.post(
+        f"{endpoint}/storage/v1/b", params={"project": "arca"}, json={"name": bucket}, timeout=10
+    )
+    if create.status_code != 200:
+        gcs.stop()
+        raise TargetUnavailable(f"arca-gcs: cannot create bucket: {create.status_code}")
+    env = {
+        "ARCA_STORAGE_DRIVER": "gcs",
+        "ARCA_STORAGE_GCS_BUCKET": bucket,
+        "ARCA_STORAGE_GCS_ENDPOINT_URL": endpoint,
+        "ARCA_STORAGE_GCS_ANONYMOUS": "true",
+    }
+    return _with_companion(root, "arca-gcs", env, gcs)
+
+
 REFERENCE_CONFIG = """\
 version: 0.1
 log:
@@ -248,7 +353,13 @@ def start_reference(root: Path) -> RunningTarget:
     return _spawn("reference", [binary, "serve", str(config)], workdir, f"http://127.0.0.1:{port}")
 
 
-STARTERS = {"arca": start_arca, "arca-s3": start_arca_s3, "reference": start_reference}
+STARTERS = {
+    "arca": start_arca,
+    "arca-s3": start_arca_s3,
+    "arca-gcs": start_arca_gcs,
+    "arca-azure": start_arca_azure,
+    "reference": start_reference,
+}
 
 
 @dataclass

@@ -42,8 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--targets",
-        default="arca,arca-s3,reference",
-        help="without --registry-url: the registries to start and test (arca, arca-s3, reference)",
+        default="arca,arca-s3,arca-gcs,arca-azure,reference",
+        help="without --registry-url: the registries to start and test"
+        " (arca, arca-s3, arca-gcs, arca-azure, reference)",
     )
     group.addoption(
         "--report-dir",
