@@ -140,8 +140,15 @@ class ArtifactIndex:
         if filters:
             label, value = next(iter(filters.items()))
             prefix = layout.index_label(name, label, value)
+
+            def path_of(key: str) -> str:
+                return layout.index_label_entry(name, label, value, key)
         else:
             prefix = layout.index_entries(name)
+
+            def path_of(key: str) -> str:
+                return layout.index_entry(name, key)
+
         found: list[IndexEntry] = []
         scanned = 0
         last: str | None = None
@@ -151,7 +158,7 @@ class ArtifactIndex:
                 if len(found) == limit or scanned == SCAN_LIMIT:
                     return IndexPage(await self._checked(name, found), last)
                 last, scanned = key, scanned + 1
-                entry = await self._read(f"{prefix}/{key}")
+                entry = await self._read(path_of(key))
                 if entry is not None and entry.matches(filters):
                     found.append(entry)
         finally:
@@ -188,9 +195,8 @@ class ArtifactIndex:
     async def rebuild(self, name: str) -> RebuildReport:
         """Rewrite `name`'s index from its manifest revisions and tags; drop the rest."""
         tags_on: dict[Digest, list[str]] = {}
-        async for tag in self._driver.list(layout.tags(name)):
-            with suppress(ManifestUnknown):
-                tags_on.setdefault(await self._tags.resolve(name, tag), []).append(tag)
+        async for tag, target in self._tags.all(name):
+            tags_on.setdefault(target, []).append(tag)
         wanted = set()
         count = 0
         async for digest in self._revisions(name):
@@ -212,7 +218,7 @@ class ArtifactIndex:
 
     async def _revisions(self, name: str) -> AsyncIterator[Digest]:
         async for algorithm in self._driver.list(layout.revisions(name)):
-            async for encoded in self._driver.list(f"{layout.revisions(name)}/{algorithm}"):
+            async for encoded in self._driver.list(layout.revisions_of(name, algorithm)):
                 try:
                     digest = Digest.parse(f"{algorithm}:{encoded}")
                 except DigestInvalid:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from arca.errors import BlobUnknown, RegistryError
 from arca.formats.artifact import decode_artifact
-from arca.formats.digest import Digest, Hasher, new_hasher
+from arca.formats.digest import Digest, MultiHasher
 from arca.formats.manifest import parse_manifest
 from arca.registry.artifacts import ArtifactStore
 from arca.registry.blobs import BlobStore
@@ -131,20 +131,13 @@ class Verifier:
         try:
             if name is not None:
                 await self._blobs.stat(name, digest)
-            hashers = [new_hasher("sha256"), new_hasher("blake3")]
-            size = 0
+            hasher = MultiHasher.of("sha256", "blake3")
             async for chunk in self._blobs.read(digest):
-                size += len(chunk)
                 if len(chunk) < _INLINE_BYTES:
-                    _update(hashers, chunk)
+                    hasher.update(chunk)
                 else:
-                    await asyncio.to_thread(_update, hashers, chunk)
+                    await asyncio.to_thread(hasher.update, chunk)
         except BlobUnknown:
             return None
-        sha256, blake3 = (hasher.digest() for hasher in hashers)
-        return Hashes(size, sha256, blake3)
-
-
-def _update(hashers: list[Hasher], chunk: bytes) -> None:
-    for hasher in hashers:
-        hasher.update(chunk)
+        digests = hasher.digests()
+        return Hashes(hasher.size, digests["sha256"], digests["blake3"])

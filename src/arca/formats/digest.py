@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -122,3 +123,29 @@ def new_hasher(algorithm: str) -> Hasher:
     if algorithm in ("sha256", "sha512"):
         return _HashlibHasher(algorithm)
     raise ValueError(f"unsupported digest algorithm {algorithm}")
+
+
+class MultiHasher:
+    """Several digests of one stream in one pass: the one place that feeds a chunk to
+    every hasher (uploads, blob metadata, verify and scrub all hash this way).
+
+    Large chunks are hashed off the event loop by the callers (`update` is plain
+    CPU work); hashlib and blake3 release the GIL on big updates, so the hashers
+    of one chunk do not serialise other requests.
+    """
+
+    def __init__(self, hashers: Sequence[Hasher]) -> None:
+        self.hashers = tuple(hashers)
+        self.size = 0
+
+    @classmethod
+    def of(cls, *algorithms: str) -> MultiHasher:
+        return cls([new_hasher(algorithm) for algorithm in algorithms])
+
+    def update(self, data: bytes) -> None:
+        for hasher in self.hashers:
+            hasher.update(data)
+        self.size += len(data)
+
+    def digests(self) -> dict[str, Digest]:
+        return {hasher.algorithm: hasher.digest() for hasher in self.hashers}

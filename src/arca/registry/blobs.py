@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import cbor2
 
 from arca.errors import BlobUnknown, RangeNotSatisfiable
-from arca.formats.digest import Digest, Hasher, new_hasher
+from arca.formats.digest import Digest, MultiHasher
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, Driver, InvalidOffset, PathNotFound
 
@@ -60,6 +60,17 @@ class BlobMeta:
 class BlobInfo:
     digest: Digest
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A blob as storage holds it: for GC and scrub, which walk every blob."""
+
+    digest: Digest
+    size: int
+    modified: float
+    """The later of its data's and its metadata's last write (a re-use touches meta)."""
+    has_data: bool
 
 
 class BlobStore:
@@ -111,6 +122,39 @@ class BlobStore:
     async def is_linked(self, name: str, digest: Digest) -> bool:
         return await self._driver.exists(layout.layer_link(name, digest))
 
+    async def links(self, name: str) -> AsyncIterator[tuple[Digest, float]]:
+        """Every blob linked into repository `name`, with the link's last write time."""
+        async for info in self._driver.walk(layout.layers(name)):
+            digest = layout.parse_layer_link(name, info.path)
+            if digest is not None:
+                yield digest, info.modified
+
+    async def shards(self) -> list[tuple[str, str]]:
+        """(algorithm, two-hex shard) of every blob directory group, sorted: GC and
+        scrub work shard by shard so their memory is a shard's, not the store's."""
+        found = []
+        async for algorithm in self._driver.list(layout.blob_algorithms()):
+            async for shard in self._driver.list(layout.blob_shards(algorithm)):
+                found.append((algorithm, shard))
+        return found
+
+    async def in_shard(self, algorithm: str, shard: str) -> AsyncIterator[StoredBlob]:
+        """Every blob of one shard (a blob with metadata but no data too, so GC can
+        clear what a crash left half-written)."""
+        seen: dict[Digest, StoredBlob] = {}
+        async for info in self._driver.walk(layout.blob_shard(algorithm, shard)):
+            parsed = layout.parse_blob_object(info.path)
+            if parsed is None:
+                continue
+            digest, kind = parsed
+            known = seen.get(digest)
+            size = info.size if kind == "data" else (known.size if known else 0)
+            modified = max(info.modified, known.modified if known else 0.0)
+            has_data = kind == "data" or (known is not None and known.has_data)
+            seen[digest] = StoredBlob(digest, size, modified, has_data)
+        for blob in sorted(seen.values(), key=lambda blob: blob.digest.hex):
+            yield blob
+
     async def put_small(self, data: bytes, digest: Digest) -> None:
         """Store a small verified blob (a manifest) from memory; a no-op when present."""
         path = layout.blob_data(digest)
@@ -156,19 +200,14 @@ class BlobStore:
         return meta
 
     async def _complete_meta(self, meta: BlobMeta) -> BlobMeta:
-        hashers = [new_hasher("sha256"), new_hasher("blake3")]
+        hasher = MultiHasher.of("sha256", "blake3")
         async for chunk in self.read(meta.digest):
-            await asyncio.to_thread(_update_all, hashers, chunk)
-        sha256, blake3 = (h.digest() for h in hashers)
-        full = BlobMeta(meta.digest, meta.size, sha256, blake3, meta.created)
+            await asyncio.to_thread(hasher.update, chunk)
+        digests = hasher.digests()
+        full = BlobMeta(meta.digest, meta.size, digests["sha256"], digests["blake3"], meta.created)
         await self._driver.put(layout.blob_meta(meta.digest), full.encode())
         return full
 
     async def _write_meta_if_absent(self, meta: BlobMeta) -> None:
         with contextlib.suppress(AlreadyExists):
             await self._driver.put(layout.blob_meta(meta.digest), meta.encode(), if_absent=True)
-
-
-def _update_all(hashers: Sequence[Hasher], chunk: bytes) -> None:
-    for hasher in hashers:
-        hasher.update(chunk)

@@ -33,6 +33,10 @@ class Catalog:
             everything = [name for name in everything if name > last]
         return everything[:limit], len(everything) > limit
 
+    def repositories(self) -> AsyncIterator[str]:
+        """Every repository name, in no promised order (for GC, scrub, rebuilds)."""
+        return self._walk(layout.REPOSITORIES, "")
+
     async def _walk(self, prefix: str, name: str) -> AsyncIterator[str]:
         try:
             children = [child async for child in self._driver.list(prefix)]

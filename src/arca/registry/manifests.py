@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -147,6 +148,18 @@ class ManifestStore:
         except PathNotFound:
             raise ManifestUnknown(f"{name}@{digest}") from None
 
+    async def revisions(self, name: str) -> AsyncIterator[tuple[Revision, float]]:
+        """Every manifest revision of `name` with its link's last write time (a
+        revision deleted while walking is skipped)."""
+        async for info in self._driver.walk(layout.revisions(name)):
+            digest = layout.parse_revision_link(name, info.path)
+            if digest is None:
+                continue
+            try:
+                yield Revision.decode(await self._driver.get(info.path)), info.modified
+            except PathNotFound:
+                continue
+
     async def get(self, name: str, reference: str) -> StoredManifest:
         revision = await self.revision(name, reference)
         data = self._cache.get(revision.digest)
@@ -196,7 +209,7 @@ class ManifestStore:
             await self._driver.delete(layout.tag_dir(name, tag))
         if revision.subject is not None:
             await self._referrers.remove(name, revision.subject, target)
-        await self._driver.delete(layout.revision_link(name, target).rsplit("/", 1)[0])
+        await self._driver.delete(layout.revision_dir(name, target))
         await self._notify("manifest_deleted", name, target)
         return target
 

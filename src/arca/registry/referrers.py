@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from arca.formats.digest import Digest
@@ -29,6 +29,13 @@ class ReferrerStore:
         with contextlib.suppress(PathNotFound):
             await self._driver.delete(layout.referrer_entry(name, subject, referrer))
 
+    async def entries(self, name: str) -> AsyncIterator[tuple[Digest, Digest]]:
+        """Every (subject, referrer) recorded in repository `name`."""
+        async for info in self._driver.walk(layout.referrers_root(name)):
+            parsed = layout.parse_referrer_entry(name, info.path)
+            if parsed is not None:
+                yield parsed
+
     async def page(
         self, name: str, subject: Digest, artifact_type: str | None, limit: int, last: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -38,7 +45,7 @@ class ReferrerStore:
             return descriptors, None
         async for entry in self._driver.list(layout.referrers(name, subject), start_after=last):
             try:
-                raw = await self._driver.get(f"{layout.referrers(name, subject)}/{entry}")
+                raw = await self._driver.get(layout.referrer_entry_named(name, subject, entry))
             except PathNotFound:
                 continue  # deleted while we listed
             descriptor = json.loads(raw)

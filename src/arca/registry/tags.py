@@ -7,6 +7,7 @@ target is remembered under `index/` for history and for garbage collection.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from arca.errors import ManifestUnknown, NameUnknown
@@ -58,6 +59,15 @@ class TagStore:
         if not names and last is None and not await repository_exists(self._driver, name):
             raise NameUnknown(name)
         return TagPage(names, more=False)
+
+    async def all(self, name: str) -> AsyncIterator[tuple[str, Digest]]:
+        """Every tag of `name` with its current target, lexically (a tag deleted while
+        listing is skipped)."""
+        async for tag in self._driver.list(layout.tags(name)):
+            try:
+                yield tag, await self.resolve(name, tag)
+            except ManifestUnknown:
+                continue
 
     async def pointing_at(self, name: str, digest: Digest) -> list[str]:
         """Every tag whose current target is `digest` (a scan: deletes are rare)."""

@@ -190,6 +190,12 @@ class UploadStore:
             return True
         return False
 
+    async def sessions(self) -> AsyncIterator[tuple[str, float]]:
+        """Every upload session in storage with the time it was last written to."""
+        async for session_id in self._driver.list(layout.UPLOADS):
+            if _SESSION_ID.match(session_id):
+                yield session_id, await self._idle_since(session_id)
+
     # -- internals -------------------------------------------------------------------
 
     async def purge_expired(self, max_idle: float, now: float | None = None) -> list[str]:

@@ -13,7 +13,21 @@ repositories/<name>/_index/labels/<label>/<value>/<key>     the same record, per
 repositories/<name>/_index/digests/<alg>-<hex>     the same record, by manifest digest
 uploads/<session_id>/state                         session state (CBOR)
 uploads/<session_id>/data                          bytes received so far
+gc/lease/<epoch>                                   the collector's lease; highest epoch holds it
+gc/sweeping                                        present while a collector holds tombstones
+gc/tombstones/<hh>/<key>/mark                      a sweep candidate: its path, run, kind (CBOR)
+gc/tombstones/<hh>/<key>/verdict                   "doomed" (collector) or "rescued" (a push)
+gc/runs/<run_id>                                   the last report of a run (JSON)
+gc/deleted-tags/<alg>/<hex>/<name>/<tag>           a tag deleted from the manifest (restore)
+trash/<run_id>/<item>/record                       what was swept, when, why (CBOR)
+trash/<run_id>/<item>/object                       the swept object itself
+quarantine/<alg>/<hex>/data                        a blob scrub found corrupt, moved aside
+quarantine/<alg>/<hex>/record                      what scrub found (CBOR)
+scrub/progress                                     the shards a scrub has finished (resume)
 ```
+
+`<key>` of a tombstone is the sha256 of the object's path, so any object (a link, a
+revision, blob data) has one fixed place for its tombstone (docs/gc.md).
 
 Repository names may contain `/`; their components never start with `_` (the name
 grammar forbids it), so `_layers`, `_manifests`… never collide with a nested name.
@@ -32,11 +46,16 @@ import hashlib
 import re
 from urllib.parse import quote
 
+from arca.errors import DigestInvalid
 from arca.formats.digest import Digest
 
 BLOBS = "blobs"
 REPOSITORIES = "repositories"
 UPLOADS = "uploads"
+GC = "gc"
+TRASH = "trash"
+QUARANTINE = "quarantine"
+SCRUB = "scrub"
 
 # Directory names inside a repository; a repository "exists" when one of them does.
 LAYERS_DIR = "_layers"
@@ -145,3 +164,181 @@ def upload_state(session_id: str) -> str:
 
 def upload_data(session_id: str) -> str:
     return f"{UPLOADS}/{session_id}/data"
+
+
+def blob_algorithms() -> str:
+    """The prefix listing the digest algorithms that have blobs."""
+    return BLOBS
+
+
+def blob_shards(algorithm: str) -> str:
+    return f"{BLOBS}/{algorithm}"
+
+
+def blob_shard(algorithm: str, shard: str) -> str:
+    """Every blob of `algorithm` whose hex starts with `shard` (two hex characters)."""
+    return f"{BLOBS}/{algorithm}/{shard}"
+
+
+def parse_blob_object(path: str) -> tuple[Digest, str] | None:
+    """(digest, "data" | "meta") of a path under `blobs/`, None for anything else."""
+    parts = path.split("/")
+    if len(parts) != 5 or parts[0] != BLOBS or parts[4] not in ("data", "meta"):
+        return None
+    algorithm, shard, encoded = parts[1], parts[2], parts[3]
+    digest = _digest(algorithm, encoded)
+    if digest is None or not encoded.startswith(shard):
+        return None
+    return digest, parts[4]
+
+
+def repository_child(name: str, child: str) -> str:
+    """A directory entry below repository `name` (or below the root when name is "")."""
+    return f"{REPOSITORIES}/{name}/{child}" if name else f"{REPOSITORIES}/{child}"
+
+
+def layers(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/{LAYERS_DIR}"
+
+
+def parse_layer_link(name: str, path: str) -> Digest | None:
+    """The digest of a `layer_link(name, digest)` path, None for anything else."""
+    return _parse_link(layers(name), path)
+
+
+def revision_dir(name: str, digest: Digest) -> str:
+    return f"{revisions(name)}/{digest.algorithm}/{digest.hex}"
+
+
+def revisions_of(name: str, algorithm: str) -> str:
+    return f"{revisions(name)}/{algorithm}"
+
+
+def parse_revision_link(name: str, path: str) -> Digest | None:
+    return _parse_link(revisions(name), path)
+
+
+def referrers_root(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/{REFERRERS_DIR}"
+
+
+def referrer_entry_named(name: str, subject: Digest, entry: str) -> str:
+    """A referrer entry by its listed name (`<alg>-<hex>`), as `list` yields it."""
+    return f"{referrers(name, subject)}/{entry}"
+
+
+def parse_referrer_entry(name: str, path: str) -> tuple[Digest, Digest] | None:
+    """(subject, referrer) of a `referrer_entry` path, None for anything else."""
+    prefix = referrers_root(name) + "/"
+    if not path.startswith(prefix):
+        return None
+    parts = path[len(prefix) :].split("/")
+    if len(parts) != 3:
+        return None
+    algorithm, _, encoded = parts[2].partition("-")
+    subject = _digest(parts[0], parts[1])
+    referrer = _digest(algorithm, encoded)
+    return (subject, referrer) if subject and referrer else None
+
+
+def index_object(name: str, relative: str) -> str:
+    """An object below the artifact index's prefix, by its path relative to it."""
+    return f"{index(name)}/{relative}"
+
+
+def gc_lease() -> str:
+    return f"{GC}/lease"
+
+
+def gc_lease_epoch(epoch: int) -> str:
+    return f"{GC}/lease/{epoch:012d}"
+
+
+def gc_sweeping() -> str:
+    return f"{GC}/sweeping"
+
+
+def gc_tombstones() -> str:
+    return f"{GC}/tombstones"
+
+
+def gc_tombstone(path: str) -> str:
+    key = hashlib.sha256(path.encode()).hexdigest()
+    return f"{GC}/tombstones/{key[:2]}/{key}"
+
+
+def gc_tombstone_mark(path: str) -> str:
+    return f"{gc_tombstone(path)}/mark"
+
+
+def gc_tombstone_verdict(path: str) -> str:
+    return f"{gc_tombstone(path)}/verdict"
+
+
+def gc_runs() -> str:
+    return f"{GC}/runs"
+
+
+def gc_run(run_id: str) -> str:
+    return f"{GC}/runs/{run_id}"
+
+
+def deleted_tags(digest: Digest) -> str:
+    return f"{GC}/deleted-tags/{digest.algorithm}/{digest.hex}"
+
+
+def deleted_tag(name: str, tag: str, digest: Digest) -> str:
+    return f"{deleted_tags(digest)}/{name}/{tag}"
+
+
+def trash() -> str:
+    return TRASH
+
+
+def trash_run(run_id: str) -> str:
+    return f"{TRASH}/{run_id}"
+
+
+def trash_record(run_id: str, item: str) -> str:
+    return f"{TRASH}/{run_id}/{item}/record"
+
+
+def trash_object(run_id: str, item: str) -> str:
+    return f"{TRASH}/{run_id}/{item}/object"
+
+
+def trash_item(run_id: str, item: str) -> str:
+    return f"{TRASH}/{run_id}/{item}"
+
+
+def quarantine() -> str:
+    return QUARANTINE
+
+
+def quarantine_data(digest: Digest) -> str:
+    return f"{QUARANTINE}/{digest.algorithm}/{digest.hex}/data"
+
+
+def quarantine_record(digest: Digest) -> str:
+    return f"{QUARANTINE}/{digest.algorithm}/{digest.hex}/record"
+
+
+def scrub_progress() -> str:
+    return f"{SCRUB}/progress"
+
+
+def _parse_link(root: str, path: str) -> Digest | None:
+    prefix = root + "/"
+    if not path.startswith(prefix):
+        return None
+    parts = path[len(prefix) :].split("/")
+    if len(parts) != 3 or parts[2] != "link":
+        return None
+    return _digest(parts[0], parts[1])
+
+
+def _digest(algorithm: str, encoded: str) -> Digest | None:
+    try:
+        return Digest.parse(f"{algorithm}:{encoded}")
+    except DigestInvalid:
+        return None
