@@ -1,18 +1,22 @@
-"""Push and pull throughput of arca on its filesystem and S3 drivers, side by side.
+"""Push and pull throughput of arca on its filesystem, S3, GCS and Azure drivers.
 
-Usage: .venv/bin/python bench/storage_bench.py [--quick]
+Usage: .venv/bin/python bench/storage_bench.py [--quick] [--drivers filesystem,s3,gcs,azure]
 
-Starts a moto S3 server on loopback, then arca twice (filesystem storage in a temp
-dir; the S3 driver on a fresh bucket) and runs the same workload against each:
-one large blob pushed and pulled, and many 4 MiB blobs by 8 concurrent clients.
-moto is a pure-Python S3 emulation, so the S3 column measures arca's S3 path plus
-moto; against real S3 or MinIO the backend is faster and the network is slower.
+Starts the emulators on loopback (moto for S3, gcp-storage-emulator for GCS, Azurite
+from `.cache/azurite` for Azure: `make azurite` installs it), then arca once per
+driver on a fresh bucket or container, and runs the same workload against each: one
+large blob pushed and pulled, and many 4 MiB blobs by 8 concurrent clients. The
+emulators are not the clouds: moto and gcp-storage-emulator are pure Python (the
+latter rewrites a resumable upload's whole file on every chunk), Azurite is node.js
+on local disk; so the cloud columns measure arca's driver plus its emulator, and
+against the real services the backend is faster and the network slower.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +48,75 @@ def start_moto(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, endpoint
 
 
+ROOT = Path(__file__).resolve().parents[1]
+AZURITE = ROOT / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def start_gcs(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    port = free_port()
+    emulator = Path(sys.executable).with_name("gcp-storage-emulator")
+    log = open(workdir / "gcs.log", "wb")  # noqa: SIM115 - lives with the process
+    process = subprocess.Popen(
+        [str(emulator), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        stdout=log,
+        stderr=log,
+    )
+    wait_for_port(port)
+    endpoint = f"http://127.0.0.1:{port}"
+    httpx.post(
+        f"{endpoint}/storage/v1/b", params={"project": "bench"}, json={"name": "arca-bench"}
+    ).raise_for_status()
+    env = {
+        "ARCA_STORAGE_DRIVER": "gcs",
+        "ARCA_STORAGE_GCS_BUCKET": "arca-bench",
+        "ARCA_STORAGE_GCS_ENDPOINT_URL": endpoint,
+        "ARCA_STORAGE_GCS_ANONYMOUS": "true",
+    }
+    return process, env
+
+
+def start_azurite(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    from azure.storage.blob import BlobServiceClient
+
+    if not AZURITE.exists():
+        raise SystemExit(f"{AZURITE} is missing: run `make azurite`")
+    port = free_port()
+    log = open(workdir / "azurite.log", "wb")  # noqa: SIM115 - lives with the process
+    process = subprocess.Popen(
+        [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+         "--location", str(workdir / "azurite"), "--skipApiVersionCheck",
+         "--disableTelemetry", "--silent"],
+        stdout=log, stderr=log,
+    )  # fmt: skip
+    wait_for_port(port)
+    connection_string = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    with BlobServiceClient.from_connection_string(connection_string) as service:
+        service.create_container("arca-bench")
+    env = {
+        "ARCA_STORAGE_DRIVER": "azure",
+        "ARCA_STORAGE_AZURE_CONTAINER": "arca-bench",
+        "ARCA_STORAGE_AZURE_CONNECTION_STRING": connection_string,
+    }
+    return process, env
+
+
 def arca(label: str, workdir: Path, env: dict[str, str] | None) -> Server:
     port = free_port()
     command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -70,9 +143,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--drivers", default="filesystem,s3,gcs,azure")
     args = parser.parse_args()
+    drivers = [name.strip() for name in args.drivers.split(",") if name.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="arca-storage-bench-"))
     moto, endpoint = start_moto(workdir)
+    emulators = [moto]
     try:
         s3_env = {
             "ARCA_STORAGE_DRIVER": "s3",
@@ -83,8 +159,15 @@ def main() -> None:
             "ARCA_STORAGE_S3_SECRET_ACCESS_KEY": "bench",
             "ARCA_STORAGE_S3_ADDRESSING_STYLE": "path",
         }
+        envs: dict[str, dict[str, str] | None] = {"filesystem": None, "s3": s3_env}
+        if "gcs" in drivers:
+            process, envs["gcs"] = start_gcs(workdir)
+            emulators.append(process)
+        if "azure" in drivers:
+            process, envs["azure"] = start_azurite(workdir)
+            emulators.append(process)
         results = {}
-        for server in (arca("filesystem", workdir, None), arca("s3", workdir, s3_env)):
+        for server in (arca(name, workdir, envs[name]) for name in drivers):
             server.start()
             try:
                 print(f"running {server.label} ...", file=sys.stderr, flush=True)
@@ -93,8 +176,9 @@ def main() -> None:
                 server.stop()
         print_table(results, reference="filesystem")
     finally:
-        moto.terminate()
-        moto.wait(10)
+        for process in emulators:
+            process.terminate()
+            process.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

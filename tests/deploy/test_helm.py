@@ -73,3 +73,86 @@ def test_filesystem_driver_means_one_replica_and_a_volume():
     assert objects["PersistentVolumeClaim"][0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
     with pytest.raises(helm_python.HelmError, match="replicaCount to 1"):
         render({"storage": {"driver": "filesystem"}, "replicaCount": 2})
+
+
+def _config(objects: dict[str, list[dict[str, Any]]], tmp_path: Path) -> Any:
+    from arca.config import load_settings
+
+    config = tmp_path / "arca.toml"
+    config.write_text(objects["ConfigMap"][0]["data"]["arca.toml"])
+    return load_settings({}, config)
+
+
+def test_n_replicas_on_gcs_with_workload_identity(tmp_path):
+    values = {
+        "replicaCount": 4,
+        "storage": {
+            "driver": "gcs",
+            "gcs": {
+                "bucket": "builds",
+                "redirect": True,
+                "signingServiceAccount": "arca@proj.iam.gserviceaccount.com",
+            },
+        },
+        "serviceAccount": {
+            "create": True,
+            "annotations": {"iam.gke.io/gcp-service-account": "arca@proj.iam.gserviceaccount.com"},
+        },
+    }
+    objects = render(values)
+    deployment = objects["Deployment"][0]
+    assert deployment["spec"]["replicas"] == 4
+    assert "strategy" not in deployment["spec"]  # rolling updates: no single volume
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "reg-arca"
+    account = objects["ServiceAccount"][0]
+    assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith("arca@")
+    settings = _config(objects, tmp_path)
+    assert settings.storage.driver == "gcs"
+    options = settings.storage.driver_options()
+    assert options["bucket"] == "builds"
+    assert options["signing_service_account"] == "arca@proj.iam.gserviceaccount.com"
+    assert "credentials_file" not in options
+    assert "PersistentVolumeClaim" not in objects
+
+
+def test_gcs_key_secret_is_mounted_and_named_in_the_config(tmp_path):
+    objects = render({"storage": {"driver": "gcs", "gcs": {"bucket": "b", "keySecret": "gkey"}}})
+    pod = objects["Deployment"][0]["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "gcs-key"]
+    assert volume["secret"]["secretName"] == "gkey"
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    options = _config(objects, tmp_path).storage.driver_options()
+    assert options["credentials_file"] == mounts["gcs-key"] + "/key.json"
+
+
+def test_n_replicas_on_azure_with_a_connection_string_secret(tmp_path):
+    values = {
+        "replicaCount": 2,
+        "storage": {"driver": "azure", "azure": {"container": "reg", "existingSecret": "az"}},
+    }
+    objects = render(values)
+    deployment = objects["Deployment"][0]
+    assert deployment["spec"]["replicas"] == 2
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "az"}}]
+    options = _config(objects, tmp_path).storage.driver_options()
+    assert options == {"container": "reg", "prefix": "", "redirect": False}
+
+
+def test_azure_with_managed_identity_needs_an_account_url(tmp_path):
+    values = {
+        "storage": {
+            "driver": "azure",
+            "azure": {"container": "reg", "accountUrl": "https://acct.blob.core.windows.net"},
+        },
+        "podLabels": {"azure.workload.identity/use": "true"},
+    }
+    objects = render(values)
+    template = objects["Deployment"][0]["spec"]["template"]
+    assert template["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    assert "envFrom" not in template["spec"]["containers"][0]
+    options = _config(objects, tmp_path).storage.driver_options()
+    assert options["account_url"] == "https://acct.blob.core.windows.net"
+    with pytest.raises(helm_python.HelmError, match="accountUrl"):
+        render({"storage": {"driver": "azure", "azure": {"container": "reg"}}})

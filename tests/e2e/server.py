@@ -85,6 +85,29 @@ def s3_environment(endpoint: str, bucket: str, **options: str) -> dict[str, str]
     return env
 
 
+def gcs_environment(endpoint: str, bucket: str, **options: str) -> dict[str, str]:
+    """`ARCA_*` settings for an arca process on the GCS driver against an emulator."""
+    env = {
+        "ARCA_STORAGE_DRIVER": "gcs",
+        "ARCA_STORAGE_GCS_BUCKET": bucket,
+        "ARCA_STORAGE_GCS_ENDPOINT_URL": endpoint,
+        "ARCA_STORAGE_GCS_ANONYMOUS": "true",
+    }
+    env.update({f"ARCA_STORAGE_GCS_{key.upper()}": value for key, value in options.items()})
+    return env
+
+
+def azure_environment(connection_string: str, container: str, **options: str) -> dict[str, str]:
+    """`ARCA_*` settings for an arca process on the Azure driver."""
+    env = {
+        "ARCA_STORAGE_DRIVER": "azure",
+        "ARCA_STORAGE_AZURE_CONTAINER": container,
+        "ARCA_STORAGE_AZURE_CONNECTION_STRING": connection_string,
+    }
+    env.update({f"ARCA_STORAGE_AZURE_{key.upper()}": value for key, value in options.items()})
+    return env
+
+
 class PeakRss:
     """Samples a process's resident memory in a thread; `peak` is the maximum seen."""
 
