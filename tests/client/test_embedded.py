@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,18 @@ def test_the_embedded_store_pushes_lists_pulls_verifies_and_deletes(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "model.bin").write_bytes(os.urandom(5 << 20))
     with arca.client.open(tmp_path / "data") as store:
-        pushed = store.push_directory("ml/model", tmp_path / "out", tag="v1", labels={"run": "1"})
-        store.push_value("ml/model", {"auc": 0.9}, tag="v2", labels={"run": "2"})
+        earlier = datetime(2026, 1, 1, tzinfo=UTC)
+        pushed = store.push_directory(
+            "ml/model", tmp_path / "out", tag="v1", labels={"run": "1"}, created=earlier
+        )
+        # Listings order by whole seconds: give the second push a later one, not the clock's.
+        store.push_value(
+            "ml/model",
+            {"auc": 0.9},
+            tag="v2",
+            labels={"run": "2"},
+            created=earlier + timedelta(seconds=1),
+        )
         assert [a.version for a in store.list("ml/model").artifacts] == ["v2", "v1"]
         assert store.latest("ml/model", {"run": "1"}).digest == pushed.digest
         store.pull("ml/model", "v1", tmp_path / "back")
