@@ -147,3 +147,87 @@ def test_1gib_monolithic_push_in_bounded_memory(
         assert head.headers["Content-Length"] == str(count * MiB)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_a_replica_killed_mid_chunk_loses_nothing_acknowledged(
+    request: pytest.FixtureRequest, tmp_path: Path, cloud: str
+) -> None:
+    """SIGKILL one replica while a chunk streams in; the other replica takes over.
+
+    The acknowledged first chunk is never lost and no blob appears early. On Azure the
+    session resumes where the state says (blocks staged by the dead process are
+    replaced). On GCS it resumes the same way unless the dead process had already sent
+    part of the chunk on to GCS: a resumable session cannot be rewound, so the registry
+    then says BLOB_UPLOAD_INVALID and the client restarts the upload."""
+    import signal
+    import threading
+
+    env = environment(request, cloud)
+    victim = ArcaServer(tmp_path / "victim", env).start()
+    survivor = ArcaServer(tmp_path / "survivor", env).start()
+    try:
+        first = os.urandom(3 * MiB + 11)
+        rest = os.urandom(40 * MiB)
+        data = first + rest
+        location = httpx.post(f"{victim.url}/v2/crash/blobs/uploads/").headers["Location"]
+        patch = httpx.patch(
+            f"{victim.url}{location}",
+            content=first,
+            headers={"Content-Range": f"0-{len(first) - 1}"},
+            timeout=60,
+        )
+        assert patch.status_code == 202, patch.text
+        sent_enough = threading.Event()
+
+        def body() -> Iterator[bytes]:
+            for start in range(0, len(rest), MiB):
+                if start >= 24 * MiB:  # past a 16 MiB GCS chunk and several Azure blocks
+                    sent_enough.set()
+                    threading.Event().wait(30)  # hold the request open until killed
+                yield rest[start : start + MiB]
+
+        def kill_when_ready() -> None:
+            sent_enough.wait(120)
+            threading.Event().wait(1)  # let the server pass on what it has buffered
+            assert victim.process is not None
+            victim.process.send_signal(signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_when_ready)
+        killer.start()
+        with pytest.raises(httpx.TransportError):
+            httpx.patch(
+                f"{victim.url}{location}",
+                content=body(),
+                headers={"Content-Range": f"{len(first)}-{len(data) - 1}"},
+                timeout=120,
+            )
+        killer.join()
+        digest = sha256(data)
+        assert httpx.head(f"{survivor.url}/v2/crash/blobs/{digest}").status_code == 404
+        status = httpx.get(f"{survivor.url}{location}", timeout=60)
+        if cloud == "gcs" and status.status_code == 404:
+            assert status.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID", status.text
+            print(f"{cloud}: the killed replica had sent bytes on; the upload must restart")
+            return
+        assert status.status_code == 204, status.text
+        offset = int(status.headers["Range"].split("-")[1]) + 1
+        assert offset >= len(first)  # the acknowledged chunk is kept
+        resume = httpx.patch(
+            f"{survivor.url}{location}",
+            content=data[offset:],
+            headers={"Content-Range": f"{offset}-{len(data) - 1}"},
+            timeout=120,
+        )
+        if cloud == "gcs" and resume.status_code != 202:
+            assert resume.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID", resume.text
+            print(f"{cloud}: the killed replica had sent bytes on; the upload must restart")
+            return
+        print(f"{cloud}: resumed at {offset} after the kill")
+        assert resume.status_code == 202, resume.text
+        done = httpx.put(f"{survivor.url}{location}?digest={digest}", timeout=120)
+        assert done.status_code == 201, done.text
+        assert httpx.get(f"{survivor.url}/v2/crash/blobs/{digest}", timeout=120).content == data
+    finally:
+        victim.stop()
+        survivor.stop()
