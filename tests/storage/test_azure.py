@@ -95,7 +95,7 @@ async def test_a_writer_holds_at_most_one_block_in_memory(make_driver: MakeDrive
     assert await make_driver().get("big") == data
 
 
-async def test_blocks_staged_after_the_last_close_are_replaced_on_resume(
+async def test_blocks_staged_after_the_last_close_are_left_out_on_resume(
     make_driver: MakeDriver,
 ) -> None:
     writer = await make_driver().writer("u/data")
@@ -108,6 +108,19 @@ async def test_blocks_staged_after_the_last_close_are_replaced_on_resume(
     await resumed.write(b"2" * MiB)
     await resumed.commit()
     assert await make_driver().get("u/data") == b"1" * (2 * MiB) + b"2" * MiB
+
+
+async def test_two_writers_resuming_one_path_never_share_a_block(make_driver: MakeDriver) -> None:
+    """Two replicas resuming one session at once each commit only their own bytes."""
+    writer = await make_driver().writer("u/data")
+    await writer.write(b"0" * MiB)
+    await writer.close()
+    one = await make_driver().writer("u/data", append=True)
+    two = await make_driver().writer("u/data", append=True)
+    await one.write(b"1" * MiB)
+    await two.write(b"2" * MiB)  # the same position: on shared ids it would replace "1"s
+    await one.commit()
+    assert await make_driver().get("u/data") == b"0" * MiB + b"1" * MiB
 
 
 async def test_cancel_and_delete_discard_staged_blocks(make_driver: MakeDriver) -> None:

@@ -19,9 +19,12 @@ endpoint is a BackendUnavailable, never a hang.
   A writer buffers at most `block_size` bytes and stages a block whenever that much is
   buffered. `close()` stages what is buffered (Azure blocks have no minimum size)
   and rewrites the state, so `writer(path, append=True)` from any process carries on
-  from exactly what was closed. Blocks a crashed writer staged after its last
-  `close()` are not in the state: the resumed writer restages those ids, replacing
-  them. `commit()` commits the block list on the staging name, copies that blob to
+  from exactly what was closed. Block ids are unique to each writer instance (a
+  random 8-hex-digit prefix and a counter, one fixed length), so blocks a crashed
+  writer staged after its last `close()` are simply not in any list that is
+  committed, and two processes writing one session at once can never overwrite each
+  other's blocks: a commit names only blocks whose bytes its own process handled (as
+  S3's part ETags do). `commit()` commits the block list on the staging name, copies that blob to
   the key (a server-side copy within the account), and deletes the staging blob and
   the state; `cancel()` and `delete()` drop the state and discard the staged blocks.
 - `url_for` signs a read-only SAS URL for redirects: with the account key when the
@@ -464,6 +467,7 @@ class _AzureWriter(FileWriter):
         self._token = token
         self._blocks = blocks
         self._staging = driver._blob(_staging_name(key, token))
+        self._id_prefix = secrets.token_hex(4).encode()
         self._buffer = bytearray()
         self._size = sum(size for _, size in blocks)
         self._saved = True
@@ -560,8 +564,9 @@ class _AzureWriter(FileWriter):
                 f"{self._path}: more than {MAX_BLOCKS} blocks; raise the azure block_size"
                 f" (now {self._driver.block_size} bytes) for objects this large"
             )
-        # Ids of one blob must all have the same length: a fixed-width counter.
-        block_id = base64.b64encode(b"%010d" % number).decode()
+        # Ids of one blob must all have the same length: this writer's random prefix
+        # and a fixed-width counter.
+        block_id = base64.b64encode(b"%s%08d" % (self._id_prefix, number)).decode()
         data = bytes(self._buffer)
         with _map_errors(self._path):
             await self._staging.stage_block(block_id, data, length=len(data))
