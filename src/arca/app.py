@@ -13,9 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from arca.api.auth import AUTH_ROUTES
 from arca.api.control.routes import CONTROL_ROUTES
 from arca.api.rendering import EXCEPTION_HANDLERS, ApiVersionHeader
 from arca.api.routes import V2_ROUTES
+from arca.auth.service import AuthService
 from arca.config import Settings
 from arca.control.artifacts import ArtifactControl
 from arca.registry.registry import Registry
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
         *CONTROL_ROUTES,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *(AUTH_ROUTES if settings.auth.enabled else []),
     ]
     app = Starlette(
         routes=routes,
@@ -91,6 +94,8 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
     app.state.registry = registry
     app.state.control = control
     app.state.public_url = settings.server.public_url.rstrip("/")
+    app.state.read_only = settings.server.read_only
+    app.state.auth = AuthService(settings, driver) if settings.auth.enabled else None
     return app
 
 

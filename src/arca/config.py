@@ -29,6 +29,8 @@ class ServerSettings:
     log_level: str = "info"
     # Base URL clients reach us at, for absolute Location headers; relative if empty.
     public_url: str = ""
+    # Refuse every write (push, delete) with a clear error: maintenance, a mirror's copy.
+    read_only: bool = False
     # PEM files: serve HTTPS directly (docs/deployment.md shows the reverse-proxy way).
     tls_cert: str = ""
     tls_key: str = ""
@@ -71,6 +73,8 @@ class AuthSettings:
     refresh_ttl_seconds: int = 30 * 24 * 3600
     signing_keys: str = ""
     groups: Mapping[str, Any] = field(default_factory=dict)
+    admins: tuple[str, ...] = ()
+    admin_groups: tuple[str, ...] = ()
     policies: tuple[Mapping[str, Any], ...] = ()
     failed_login_limit: int = 10
     failed_login_window_seconds: int = 60

@@ -172,3 +172,48 @@ class ParameterInvalid(RegistryError):
 
     code = ErrorCode.UNSUPPORTED
     status_override = 400
+
+
+class Unauthorized(RegistryError):
+    """401: no credentials, or credentials arca does not accept; carries the challenge.
+
+    The message never says which part was wrong (no user enumeration)."""
+
+    code = ErrorCode.UNAUTHORIZED
+
+
+class InvalidToken(Unauthorized):
+    """401 for a bearer token arca did not issue, or that expired or was revoked."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid or expired token")
+
+
+class Denied(RegistryError):
+    """403: the caller is known and may not do this. The message names no repository
+    beyond the one the caller asked for (so nothing private leaks)."""
+
+    code = ErrorCode.DENIED
+
+
+class TooManyRequests(RegistryError):
+    """429 with Retry-After: too many failed logins for one user or one address."""
+
+    code = ErrorCode.TOOMANYREQUESTS
+
+
+class ScopeInvalid(RegistryError):
+    """A token request for an action arca does not know; no spec code fits, so
+    UNSUPPORTED with 400."""
+
+    code = ErrorCode.UNSUPPORTED
+    status_override = 400
+
+
+class ReadOnly(RegistryError):
+    """A write while `[server] read_only` is set: 405 UNSUPPORTED, as distribution does."""
+
+    code = ErrorCode.UNSUPPORTED
+
+    def __init__(self) -> None:
+        super().__init__("the registry is in read-only mode: pushes and deletes are refused")

@@ -8,7 +8,7 @@ from arca.auth.policy import ANONYMOUS, Policy, PolicyError, Principal, glob_mat
 
 ALICE = Principal("alice")
 BOB = Principal("bob", groups=frozenset({"ci"}))
-CI_ROBOT = Principal("ci", robot=True)
+CI_ROBOT = Principal("ci", kind="robot")
 
 POLICY = Policy.parse(
     [
@@ -105,3 +105,19 @@ def test_entries_of_the_same_glob_add_up():
 def test_a_policy_entry_arca_cannot_use_is_refused(entry):
     with pytest.raises(PolicyError):
         Policy.parse([entry])
+
+
+def test_admins_hold_every_action_whatever_glob_wins():
+    policy = Policy.parse(
+        [{"repositories": ["team/**"], "users": ["alice"], "actions": ["pull"]}],
+        admins=["root"],
+        admin_groups=["ops"],
+    )
+    assert policy.allowed(Principal("root"), "team/app") == {"pull", "push", "delete", "admin"}
+    assert policy.allowed(Principal("x", frozenset({"ops"})), "elsewhere") == {
+        "pull",
+        "push",
+        "delete",
+        "admin",
+    }
+    assert policy.allowed(Principal("root", kind="robot"), "team/app") == set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from arca.api import _http
+from arca.api import _http, auth
 from arca.formats.mediatypes import OCI_INDEX
 
 
@@ -25,7 +25,7 @@ async def catalog(request: Request) -> Response:
     registry = _http.registry(request)
     limit = _http.page_size(request, registry.settings.limits.catalog_page_size)
     last = request.query_params.get("last") or None
-    names, more = await registry.catalog.page(limit, last)
+    names, more = await registry.catalog.page(limit, last, auth.pull_filter(request))
     headers = {}
     if more and names:
         headers["Link"] = _http.next_link("/v2/_catalog", limit, names[-1])

@@ -7,7 +7,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 
-from arca.api import _http
+from arca.api import _http, auth
 from arca.formats.digest import Digest
 from arca.formats.reference import validate_name
 from arca.registry.uploads import UploadStatus, range_header
@@ -42,7 +42,8 @@ class UploadStartEndpoint(HTTPEndpoint):
             source = request.query_params.get("from")
             if source is not None:
                 source = validate_name(source)
-            if await registry.uploads.mount(name, digest, source):
+            allowed, source = await auth.mount_source(request, name, digest, source)
+            if allowed and await registry.uploads.mount(name, digest, source):
                 return _created(request, name, digest)
         elif "digest" in request.query_params:
             digest = _http.query_digest(request)

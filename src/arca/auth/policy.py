@@ -10,9 +10,10 @@ to anyone at all (`anonymous`). Deciding one (principal, repository) pair:
    A glob that is not the winner grants nothing, even if it matches: a narrow entry
    for `team/secret/**` is not widened by a broad one for `team/**`.
 2. No glob matches: nothing is granted (default deny).
+   `[auth] admins` and `admin_groups` are outside the globs: every action everywhere.
 3. The principal gets the union of `anonymous` of the applying entries, plus
    `actions` of those that name the principal (by user name, by one of its groups,
-   or, for a robot, by `robot:<name>`).
+   or, for a robot, by `robot:<name>`, for an OIDC subject by `oidc:<name>`).
 
 Globs: `*` matches within one path component, `?` one character of it, `**` any
 run of characters including `/`; so `builds/**` matches `builds/a` and `builds/a/b`
@@ -33,7 +34,7 @@ from typing import Any
 PULL, PUSH, DELETE, ADMIN = "pull", "push", "delete", "admin"
 ACTIONS: frozenset[str] = frozenset({PULL, PUSH, DELETE, ADMIN})
 NOTHING: frozenset[str] = frozenset()
-ROBOT_PREFIX = "robot:"
+USER, ROBOT, OIDC = "user", "robot", "oidc"
 
 
 class PolicyError(ValueError):
@@ -46,7 +47,8 @@ class Principal:
 
     name: str = ""
     groups: frozenset[str] = NOTHING
-    robot: bool = False
+    kind: str = USER
+    """`user` (htpasswd), `robot` (a robot token), `oidc` (an external issuer's subject)."""
 
     @property
     def anonymous(self) -> bool:
@@ -54,8 +56,8 @@ class Principal:
 
     @property
     def policy_name(self) -> str:
-        """How policy entries name this principal: `alice`, or `robot:ci` for a robot."""
-        return f"{ROBOT_PREFIX}{self.name}" if self.robot else self.name
+        """How policy entries name this principal: `alice`, `robot:ci`, `oidc:<sub>`."""
+        return self.name if self.kind == USER else f"{self.kind}:{self.name}"
 
 
 ANONYMOUS = Principal()
@@ -151,13 +153,24 @@ def parse_entry(raw: Mapping[str, Any], where: str) -> Entry:
 class Policy:
     entries: tuple[Entry, ...] = ()
     _by_glob: dict[str, tuple[Entry, ...]] = field(default_factory=dict, compare=False)
+    admins: frozenset[str] = NOTHING
+    """Principals (by policy name) holding every action on every repository."""
+    admin_groups: frozenset[str] = NOTHING
 
     @classmethod
-    def parse(cls, raw: Sequence[Mapping[str, Any]]) -> Policy:
-        return cls.of([parse_entry(item, f"auth.policies[{i}]") for i, item in enumerate(raw)])
+    def parse(
+        cls,
+        raw: Sequence[Mapping[str, Any]],
+        admins: Iterable[str] = (),
+        admin_groups: Iterable[str] = (),
+    ) -> Policy:
+        entries = [parse_entry(item, f"auth.policies[{i}]") for i, item in enumerate(raw)]
+        return cls.of(entries, admins, admin_groups)
 
     @classmethod
-    def of(cls, entries: Iterable[Entry]) -> Policy:
+    def of(
+        cls, entries: Iterable[Entry], admins: Iterable[str] = (), admin_groups: Iterable[str] = ()
+    ) -> Policy:
         entries = tuple(entries)
         by_glob: dict[str, list[Entry]] = {}
         for entry in entries:
@@ -165,7 +178,8 @@ class Policy:
                 by_glob.setdefault(glob, []).append(entry)
         # Longest first, so the first length that matches is the winner.
         ordered = sorted(by_glob, key=lambda glob: (-len(glob), glob))
-        return cls(entries, {glob: tuple(by_glob[glob]) for glob in ordered})
+        by_length = {glob: tuple(by_glob[glob]) for glob in ordered}
+        return cls(entries, by_length, frozenset(admins), frozenset(admin_groups))
 
     def applying(self, name: str) -> tuple[Entry, ...]:
         """The entries of the longest glob(s) matching `name`; () when none matches."""
@@ -181,6 +195,10 @@ class Policy:
 
     def allowed(self, principal: Principal, name: str) -> frozenset[str]:
         """The actions `principal` may take on repository `name`."""
+        if not principal.anonymous and (
+            principal.policy_name in self.admins or principal.groups & self.admin_groups
+        ):
+            return ACTIONS
         granted = NOTHING
         for entry in self.applying(name):
             granted = granted | entry.grants(principal)

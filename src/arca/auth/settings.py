@@ -46,7 +46,10 @@ class OidcSettings:
 
 def policy_of(auth: AuthSettings) -> Policy:
     try:
-        return Policy.parse(auth.policies)
+        for key in ("admins", "admin_groups"):
+            if not all(isinstance(name, str) and name for name in getattr(auth, key)):
+                raise PolicyError(f"auth.{key} must be a list of names")
+        return Policy.parse(auth.policies, auth.admins, auth.admin_groups)
     except PolicyError as exc:
         raise AuthConfigError(str(exc)) from exc
 
@@ -104,9 +107,6 @@ def check(settings: Settings) -> None:
         raise AuthConfigError("auth.token_ttl_seconds must be at least 60")
     if auth.failed_login_limit < 1 or auth.failed_login_window_seconds < 1:
         raise AuthConfigError("auth.failed_login_limit and _window_seconds must be positive")
-    if auth.enabled:
-        # Until requests are guarded, refusing is safer than seeming to protect.
-        raise AuthConfigError("auth.enabled: enforcement is not in this build yet")
     server = settings.server
     if bool(server.tls_cert) != bool(server.tls_key):
         raise AuthConfigError("server.tls_cert and server.tls_key go together")

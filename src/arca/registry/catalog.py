@@ -13,7 +13,7 @@ everyone.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from arca.errors import NameInvalid
 from arca.formats.reference import validate_name
@@ -27,8 +27,16 @@ class Catalog:
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
 
-    async def page(self, limit: int, last: str | None) -> tuple[list[str], bool]:
+    async def page(
+        self,
+        limit: int,
+        last: str | None,
+        visible: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> tuple[list[str], bool]:
+        """A page of names; with `visible`, only those it accepts (the caller may pull)."""
         everything = sorted([name async for name in self._walk(layout.REPOSITORIES, "")])
+        if visible is not None:
+            everything = [name for name in everything if await visible(name)]
         if last is not None:
             everything = [name for name in everything if name > last]
         return everything[:limit], len(everything) > limit

@@ -24,6 +24,8 @@ trash/<run_id>/<item>/object                       the swept object itself
 quarantine/<alg>/<hex>/data                        a blob scrub found corrupt, moved aside
 quarantine/<alg>/<hex>/record                      what scrub found (CBOR)
 scrub/progress                                     the shards a scrub has finished (resume)
+auth/signing-key.pem                               token signing key, when none is configured
+auth/robots/<name>                                 a robot token: its hashed secret and grant (JSON)
 ```
 
 `<key>` of a tombstone is the sha256 of the object's path, so any object (a link, a
@@ -342,3 +344,11 @@ def _digest(algorithm: str, encoded: str) -> Digest | None:
         return Digest.parse(f"{algorithm}:{encoded}")
     except DigestInvalid:
         return None
+AUTH = "auth"
+"""auth/signing-key.pem (the token key when none is configured), auth/robots/<name>."""
+AUTH_SIGNING_KEY = f"{AUTH}/signing-key.pem"
+AUTH_ROBOTS = f"{AUTH}/robots"
+
+
+def robot(name: str) -> str:
+    return f"{AUTH_ROBOTS}/{name}"

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
+from arca.api.auth import PUBLIC, guard
 from arca.api.control import artifacts
 from arca.api.control.openapi import openapi
+from arca.auth.policy import DELETE, PULL
 
 CONTROL_ROUTES: list[BaseRoute] = [
-    Route("/api/v1/openapi.json", openapi, methods=["GET"]),
-    Route("/api/v1/repositories/{name:path}/artifacts", artifacts.ArtifactsEndpoint),
+    Route("/api/v1/openapi.json", guard(openapi, GET=PUBLIC)),
+    Route(
+        "/api/v1/repositories/{name:path}/artifacts",
+        guard(artifacts.ArtifactsEndpoint, GET=PULL, DELETE=DELETE),
+    ),
     Route(
         "/api/v1/repositories/{name:path}/artifacts/{reference}/verify",
-        artifacts.verify,
-        methods=["POST"],
+        guard(artifacts.verify, POST=PULL),
     ),
     Route(
-        "/api/v1/repositories/{name:path}/artifacts/{reference}", artifacts.record, methods=["GET"]
+        "/api/v1/repositories/{name:path}/artifacts/{reference}",
+        guard(artifacts.record, GET=PULL),
     ),
-    Route("/api/v1/repositories/{name:path}/-/latest", artifacts.latest, methods=["GET"]),
-    Route("/api/v1/repositories/{name:path}/latest", artifacts.latest, methods=["GET"]),
+    Route("/api/v1/repositories/{name:path}/-/latest", guard(artifacts.latest, GET=PULL)),
+    Route("/api/v1/repositories/{name:path}/latest", guard(artifacts.latest, GET=PULL)),
 ]
