@@ -146,6 +146,8 @@ class Registry:
     http: httpx.Client
     run_id: str
     max_manifest_size: int = 4 * 1024 * 1024
+    credentials: tuple[str, str] | None = None
+    """A user and password when the registry has auth on (the http client signs in)."""
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     @property

@@ -82,6 +82,8 @@ class RunningTarget:
     log: IO[bytes]
     # Processes the target needs and that stop with it (arca-s3's S3 endpoint).
     companions: list[RunningTarget] = field(default_factory=list)
+    # A user the registry knows, for targets with auth on (arca-auth).
+    credentials: tuple[str, str] | None = None
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -320,6 +322,65 @@ def start_arca_gcs(root: Path) -> RunningTarget:
     return _with_companion(root, "arca-gcs", env, gcs)
 
 
+AUTH_CONFIG = """\
+[auth]
+enabled = true
+htpasswd = "{htpasswd}"
+admins = ["conformance"]
+"""
+
+
+def start_arca_auth(root: Path) -> RunningTarget:
+    """arca with auth on: every request goes through the token flow as user `conformance`."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="arca-auth-", dir=root))
+    storage = workdir / "storage"
+    storage.mkdir()
+    password = secrets.token_urlsafe(16)
+    htpasswd = workdir / "htpasswd"
+    add = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "arca",
+            "user",
+            "add",
+            "conformance",
+            "--password-stdin",
+            "--file",
+            str(htpasswd),
+        ],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if add.returncode != 0:
+        raise TargetUnavailable(f"arca-auth: arca user add failed: {add.stderr[-2000:]}")
+    config = workdir / "arca.toml"
+    config.write_text(AUTH_CONFIG.format(htpasswd=htpasswd))
+    command = [
+        sys.executable,
+        "-m",
+        "arca",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage",
+        str(storage),
+        "--config",
+        str(config),
+    ]
+    target = _spawn(
+        "arca-auth", command, workdir, f"http://127.0.0.1:{port}", ready_path="/healthz"
+    )
+    target.credentials = ("conformance", password)
+    return target
+
+
 REFERENCE_CONFIG = """\
 version: 0.1
 log:
@@ -358,6 +419,7 @@ STARTERS = {
     "arca-s3": start_arca_s3,
     "arca-gcs": start_arca_gcs,
     "arca-azure": start_arca_azure,
+    "arca-auth": start_arca_auth,
     "reference": start_reference,
 }
 
@@ -368,6 +430,7 @@ class Targets:
 
     root: Path
     external_url: str | None = None
+    external_credentials: tuple[str, str] | None = None
     _running: dict[str, RunningTarget] = field(default_factory=dict)
     _failed: dict[str, TargetUnavailable] = field(default_factory=dict)
 
@@ -384,6 +447,10 @@ class Targets:
                 self._failed[name] = error
                 raise
         return self._running[name].url
+
+    def credentials(self, name: str) -> tuple[str, str] | None:
+        running = self._running.get(name)
+        return running.credentials if running is not None else self.external_credentials
 
     def check_alive(self, name: str) -> None:
         """Raise if a target we started has died since (its tests must not pass vacuously)."""

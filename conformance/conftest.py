@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conformance._auth import BearerAuth
 from conformance._client import Registry
 from conformance._registry import STARTERS, Targets
 from conformance._report import CATEGORIES, Outcomes
@@ -42,10 +43,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--targets",
-        default="arca,arca-s3,arca-gcs,arca-azure,reference",
+        default="arca,arca-s3,arca-gcs,arca-azure,arca-auth,reference",
         help="without --registry-url: the registries to start and test"
-        " (arca, arca-s3, arca-gcs, arca-azure, reference)",
+        " (arca, arca-s3, arca-gcs, arca-azure, arca-auth: auth on, reference)",
     )
+    group.addoption(
+        "--username",
+        default=None,
+        help="with --registry-url: sign in as this user (the token flow, or Basic)",
+    )
+    group.addoption("--password", default=None, help="the password of --username")
     group.addoption(
         "--report-dir",
         default=None,
@@ -128,7 +135,9 @@ def run_id() -> str:
 def targets(pytestconfig: pytest.Config) -> Iterator[Targets]:
     url = pytestconfig.getoption("registry_url")
     root = Path(tempfile.mkdtemp(prefix="conformance-"))
-    manager = Targets(root, url.rstrip("/") if url else None)
+    username, password = pytestconfig.getoption("username"), pytestconfig.getoption("password")
+    credentials = (username, password or "") if username else None
+    manager = Targets(root, url.rstrip("/") if url else None, credentials)
     try:
         yield manager
     finally:
@@ -144,13 +153,16 @@ def registry(
     pytestconfig.stash[OUTCOMES].targets[name] = url
     timeout = httpx.Timeout(30.0, connect=5.0)
     headers = {"User-Agent": "arca-conformance"}
-    with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as http:
+    credentials = targets.credentials(name)
+    auth = BearerAuth(*credentials) if credentials else None
+    with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers, auth=auth) as http:
         yield Registry(
             name,
             url,
             http,
             run_id,
             max_manifest_size=pytestconfig.getoption("max_manifest_size"),
+            credentials=credentials,
         )
 
 

@@ -23,6 +23,8 @@ TIMEOUT = 30.0
 def oras_client(registry: Registry) -> oras.provider.Registry:
     """oras-py without its retry loop (3+5+11+29+83 s of sleeps) and with timeouts."""
     client = oras.provider.Registry(hostname=registry.host, insecure=registry.plain_http)
+    if registry.credentials is not None:  # oras-py then follows the bearer flow with them
+        client.auth.set_basic_auth(*registry.credentials)
     unretried = oras.provider.Registry.do_request.__wrapped__  # type: ignore[attr-defined]
 
     def do_request(*args: Any, **kwargs: Any) -> requests.Response:

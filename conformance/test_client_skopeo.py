@@ -71,8 +71,20 @@ class Skopeo:
 
 
 @pytest.fixture(scope="session")
-def skopeo(tmp_path_factory: pytest.TempPathFactory) -> Skopeo:
-    return Skopeo(tmp_path_factory.mktemp("skopeo"))
+def skopeo(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Skopeo:
+    client = Skopeo(tmp_path_factory.mktemp("skopeo"))
+    if registry.credentials is not None:  # `skopeo login`: later commands use its auth file
+        username, password = registry.credentials
+        client.run(
+            "login",
+            *tls(registry, "tls-verify"),
+            "--username",
+            username,
+            "--password",
+            password,
+            registry.host,
+        )
+    return client
 
 
 def tls(registry: Registry, *flags: str) -> list[str]:

@@ -183,3 +183,18 @@ def test_the_authenticated_name_is_put_in_the_request_state(tmp_path):
         client.get("/v2/", headers=basic("reader"))
         client.get("/v2/")
     assert seen == ["reader", ""]
+
+
+def test_a_token_without_a_scope_its_subject_could_get_asks_for_a_better_one(client):
+    narrow = token(client, "writer", "repository:team/app:pull")
+    response = client.post("/v2/team/app/blobs/uploads/", headers=bearer(narrow))
+    assert response.status_code == 403  # RFC 6750 §3.1
+    challenge = response.headers["WWW-Authenticate"]
+    assert 'scope="repository:team/app:pull,push"' in challenge
+    assert 'error="insufficient_scope"' in challenge
+    wider = token(client, "writer", "repository:team/app:pull,push")
+    assert client.post("/v2/team/app/blobs/uploads/", headers=bearer(wider)).status_code == 202
+    # what the subject can never get is a plain 403, no challenge
+    refused = client.delete("/v2/team/app/manifests/v1", headers=bearer(wider))
+    assert refused.status_code == 403
+    assert "WWW-Authenticate" not in refused.headers

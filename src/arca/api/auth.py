@@ -8,8 +8,8 @@ list is refused (405) without calling the endpoint, so a new handler method cann
 reached unguarded.
 
 Answers: no credentials → 401 with `WWW-Authenticate: Bearer realm,service,scope`;
-a bearer token that lacks a scope its subject could get → 401
-`error="insufficient_scope"` (fetch a better token); otherwise → 403 DENIED. The
+a bearer token that lacks a scope its subject could get → 403 with a challenge
+`error="insufficient_scope"` (RFC 6750; fetch a better token); otherwise → 403 DENIED. The
 same answer whether the repository exists or not.
 """
 
@@ -30,8 +30,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from arca.auth.policy import ACTIONS, ADMIN, DELETE, PULL, PUSH, parse_actions
 from arca.auth.robots import ROBOT_NAME, USERNAME_PREFIX, RobotExists
 from arca.auth.service import AuthService, Identity
+from arca.auth.tokens import CATALOG, REGISTRY, parse_scopes
 from arca.auth.tokens import Scope as TokenScope
-from arca.auth.tokens import parse_scopes
 from arca.errors import (
     Denied,
     InvalidToken,
@@ -51,7 +51,7 @@ PUBLIC = "public"
 LOGIN = "login"
 """Any caller that presented credentials, an anonymous token included (`/v2/`)."""
 LISTING = "listing"
-"""Any caller; the answer shows only what the caller may pull (`_catalog`)."""
+"""As LOGIN; the answer shows only what the caller may pull (`_catalog`)."""
 _WRITES = frozenset({PUSH, DELETE, ADMIN})
 _ACCESS = "arca.access"
 _FORM_LIMIT = 64 * 1024
@@ -145,9 +145,11 @@ class Guarded:
             error.headers["WWW-Authenticate"] = challenge(request, auth, wanted)
             raise
         scope.setdefault("state", {})["user"] = identity.name
-        if action == LOGIN:
+        if action in (LOGIN, LISTING):
             if not identity.presented:
-                raise Unauthorized(headers={"WWW-Authenticate": challenge(request, auth, None)})
+                scope_hint = "registry:catalog:*" if action == LISTING else None
+                header = challenge(request, auth, scope_hint)
+                raise Unauthorized(headers={"WWW-Authenticate": header})
         elif action in ACTIONS:
             name = validate_name(name or "")
             if action not in await auth.rights(identity, name):
@@ -163,8 +165,9 @@ async def _refusal(
     if not identity.presented or identity.principal.anonymous:  # signing in may help
         return Unauthorized(headers={"WWW-Authenticate": challenge(request, auth, wanted)})
     if identity.claims is not None and action in await auth.policy_rights(identity, name):
+        # RFC 6750 §3.1: 403 with the scope needed, so the client fetches a better token.
         header = challenge(request, auth, wanted, "insufficient_scope")
-        return Unauthorized("the token does not grant this", headers={"WWW-Authenticate": header})
+        return Denied("the token does not grant this", headers={"WWW-Authenticate": header})
     return Denied()
 
 
@@ -187,9 +190,14 @@ def pull_filter(request: Request) -> Callable[[str], Awaitable[bool]] | None:
     found = access(request)
     if found is None:
         return None
+    identity = found.identity
+    claims = identity.claims
+    if claims is not None and "*" in claims.allows(REGISTRY, CATALOG):
+        # A catalog token lists what its subject may pull, not only what it names.
+        identity = Identity(identity.principal, None, identity.robot, identity.presented)
 
     async def visible(name: str) -> bool:
-        return await found.can(name, PULL)
+        return PULL in await found.auth.rights(identity, name)
 
     return visible
 
