@@ -49,7 +49,8 @@ class ArcaServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"arca exited: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                # /healthz, not /v2/: with auth on, /v2/ answers 401 to anonymous.
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from arca.client import _files, _tree
+from arca.client import _files, _tree, credentials
 from arca.client.errors import (
     IntegrityError,
     NotFound,
@@ -100,12 +100,15 @@ class AsyncArcaClient:
         *,
         timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
+        """`auth` defaults to the login stored for `registry` (`arca login`; docs/auth.md)."""
         self.registry = registry.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self.registry,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
+            auth=auth if auth is not None else credentials.auth_for(self.registry),
         )
 
     async def __aenter__(self) -> AsyncArcaClient:

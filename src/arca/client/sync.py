@@ -39,9 +39,10 @@ class ArcaClient:
         *,
         timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self._runner = asyncio.Runner()
-        self._client = AsyncArcaClient(registry, timeout=timeout, transport=transport)
+        self._client = AsyncArcaClient(registry, timeout=timeout, transport=transport, auth=auth)
         self.registry = self._client.registry
 
     def __enter__(self) -> ArcaClient:
