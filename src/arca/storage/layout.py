@@ -344,6 +344,8 @@ def _digest(algorithm: str, encoded: str) -> Digest | None:
         return Digest.parse(f"{algorithm}:{encoded}")
     except DigestInvalid:
         return None
+
+
 AUTH = "auth"
 """auth/signing-key.pem (the token key when none is configured), auth/robots/<name>."""
 AUTH_SIGNING_KEY = f"{AUTH}/signing-key.pem"
