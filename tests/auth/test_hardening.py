@@ -85,3 +85,24 @@ def test_a_robot_secret_is_shown_once_and_stored_only_hashed(tmp_path):
             200,
             404,
         )
+
+
+def test_logins_and_refusals_reach_the_hooks_once_each(tmp_path):
+    with auth_client(auth_settings(tmp_path)) as client:
+        auth = client.app.state.auth
+        logins, denied = [], []
+        auth.hooks.login.append(logins.append)
+        auth.hooks.denied.append(denied.append)
+        for _ in range(3):  # one password check, then remembered: one login, not three
+            assert client.get("/v2/", headers=basic("reader")).status_code == 200
+        assert client.get("/v2/", headers=basic("reader", "wrong")).status_code == 401
+        assert (
+            client.delete("/v2/team/app/manifests/v1", headers=basic("reader")).status_code == 403
+        )
+        assert client.get("/v2/team/app/tags/list").status_code == 401
+    assert [(e.user, e.ok) for e in logins] == [("reader", True), ("reader", False)]
+    assert [(e.user, e.repository, e.action, e.status) for e in denied] == [
+        ("", "", "login", 401),  # the wrong password, on /v2/
+        ("reader", "team/app", "delete", 403),
+        ("", "team/app", "pull", 401),
+    ]

@@ -156,3 +156,57 @@ def test_azure_with_managed_identity_needs_an_account_url(tmp_path):
     assert options["account_url"] == "https://acct.blob.core.windows.net"
     with pytest.raises(helm_python.HelmError, match="accountUrl"):
         render({"storage": {"driver": "azure", "azure": {"container": "reg"}}})
+
+
+def test_auth_values_render_a_policy_arca_accepts(tmp_path):
+    from arca.auth.settings import groups_of, oidc_of, policy_of
+    from arca.config import load_settings
+
+    values = {
+        "readOnly": True,
+        "auth": {
+            "enabled": True,
+            "htpasswdSecret": "arca-users",
+            "signingKeysSecret": "arca-keys",
+            "admins": ["root"],
+            "groups": {"ci": ["builder"]},
+            "policies": [
+                {"repositories": ["team/**"], "groups": ["ci"], "actions": ["pull", "push"]},
+                {"repositories": ["public/**"], "anonymous": ["pull"]},
+            ],
+            "oidc": {
+                "issuer": "https://issuer.test",
+                "jwksUrl": "https://issuer.test/jwks",
+                "audience": "arca",
+                "claimGroups": [{"claim": "repository", "value": "org/app", "groups": ["ci"]}],
+            },
+        },
+    }
+    objects = render(values)
+    config = tmp_path / "arca.toml"
+    config.write_text(objects["ConfigMap"][0]["data"]["arca.toml"])
+    settings = load_settings({}, config)
+    assert settings.server.read_only is True
+    auth = settings.auth
+    assert auth.enabled is True
+    assert auth.htpasswd == "/etc/arca/auth/htpasswd"
+    assert auth.signing_keys == "/etc/arca/keys"
+    assert groups_of(auth) == {"builder": {"ci"}}
+    assert len(policy_of(auth).entries) == 2
+    oidc = oidc_of(auth)
+    assert oidc is not None
+    assert oidc.claim_groups[0].groups == {"ci"}
+    pod = objects["Deployment"][0]["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["htpasswd"] == "/etc/arca/auth"
+    assert mounts["signing-keys"] == "/etc/arca/keys"
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {"htpasswd": "arca-users", "signing-keys": "arca-keys"}
+
+
+def test_auth_is_off_in_the_default_render(tmp_path):
+    from arca.config import load_settings
+
+    config = tmp_path / "arca.toml"
+    config.write_text(render()["ConfigMap"][0]["data"]["arca.toml"])
+    assert load_settings({}, config).auth.enabled is False

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from arca.auth.policy import ACTIONS, ADMIN, DELETE, PULL, PUSH, parse_actions
 from arca.auth.robots import ROBOT_NAME, USERNAME_PREFIX, RobotExists
-from arca.auth.service import AuthService, Identity
+from arca.auth.service import AuthService, DeniedEvent, Identity
 from arca.auth.tokens import CATALOG, REGISTRY, parse_scopes
 from arca.auth.tokens import Scope as TokenScope
 from arca.errors import (
@@ -136,13 +136,16 @@ class Guarded:
         await auth.ready()
         name = scope.get("path_params", {}).get("name")
         wanted = _scope_for(name, action) if name and action in ACTIONS else None
+        address = _address(scope)
         try:
-            identity = await auth.identify(request.headers.get("authorization"), _address(scope))
+            identity = await auth.identify(request.headers.get("authorization"), address)
         except InvalidToken as error:
             error.headers["WWW-Authenticate"] = challenge(request, auth, wanted, "invalid_token")
+            auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise
         except Unauthorized as error:
             error.headers["WWW-Authenticate"] = challenge(request, auth, wanted)
+            auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise
         scope.setdefault("state", {})["user"] = identity.name
         if action in (LOGIN, LISTING):
@@ -153,7 +156,9 @@ class Guarded:
         elif action in ACTIONS:
             name = validate_name(name or "")
             if action not in await auth.rights(identity, name):
-                raise await _refusal(request, auth, identity, name, action)
+                refusal = await _refusal(request, auth, identity, name, action)
+                auth.denied(DeniedEvent(identity.name, address, name, action, refusal.status))
+                raise refusal
         scope[_ACCESS] = Access(auth, identity)
         await self.app(scope, receive, send)
 

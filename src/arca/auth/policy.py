@@ -156,6 +156,10 @@ class Policy:
     admins: frozenset[str] = NOTHING
     """Principals (by policy name) holding every action on every repository."""
     admin_groups: frozenset[str] = NOTHING
+    _decided: dict[tuple[Principal, str], frozenset[str]] = field(
+        default_factory=dict, compare=False
+    )
+    """Answers already worked out: the policy never changes, so they stay true."""
 
     @classmethod
     def parse(
@@ -195,6 +199,15 @@ class Policy:
 
     def allowed(self, principal: Principal, name: str) -> frozenset[str]:
         """The actions `principal` may take on repository `name`."""
+        key = (principal, name)
+        found = self._decided.get(key)
+        if found is None:
+            if len(self._decided) > 50_000:
+                self._decided.clear()
+            found = self._decided[key] = self._decide(principal, name)
+        return found
+
+    def _decide(self, principal: Principal, name: str) -> frozenset[str]:
         if not principal.anonymous and (
             principal.policy_name in self.admins or principal.groups & self.admin_groups
         ):

@@ -67,8 +67,22 @@ class LoginEvent:
 
 
 @dataclass
+class DeniedEvent:
+    """A request refused by the access check (401 or 403)."""
+
+    user: str
+    address: str
+    repository: str
+    action: str
+    status: int
+
+
+@dataclass
 class _Hooks:
+    """Where logins and refusals go besides the log (the events module, when wired)."""
+
     login: list[Callable[[LoginEvent], None]] = field(default_factory=list)
+    denied: list[Callable[[DeniedEvent], None]] = field(default_factory=list)
 
 
 class AuthService:
@@ -120,26 +134,28 @@ class AuthService:
             raise TooManyRequests(
                 "too many failed logins; try again later", headers={"Retry-After": str(wait)}
             )
-        identity = await self._check(user, password)
+        identity, fresh = await self._check(user, password)
         if identity is None:
             self.failures.failed(keys)
             self._emit(LoginEvent(user, address, False, "invalid credentials"))
             raise Unauthorized("invalid credentials")
-        self._emit(LoginEvent(identity.name, address, True))
+        if fresh:  # a password checked now, not one remembered from an earlier request
+            self._emit(LoginEvent(identity.name, address, True))
         return identity
 
-    async def _check(self, user: str, password: str) -> Identity | None:
+    async def _check(self, user: str, password: str) -> tuple[Identity | None, bool]:
         if user.startswith(robot_names.USERNAME_PREFIX):
             robot = await self.robots.get(user[len(robot_names.USERNAME_PREFIX) :])
             if robot is None or robot.expired() or not robot.secret_matches(password):
-                return None
-            return Identity(Principal(robot.name, frozenset(), ROBOT), robot=robot, presented=True)
+                return None, True
+            robot_principal = Principal(robot.name, frozenset(), ROBOT)
+            return Identity(robot_principal, robot=robot, presented=True), True
         if self.oidc is not None and password.count(".") == 2 and self.oidc.claims_issuer(password):
             try:
                 principal = await self.oidc.verify(password)
             except jwt.PyJWTError:
-                return None
-            return Identity(principal, presented=True)
+                return None, True
+            return Identity(principal, presented=True), True
         users = self.users
         generation = -1
         if users is not None:
@@ -148,17 +164,17 @@ class AuthService:
         key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
         cached = self._passwords.get(key)
         if cached is not None and cached[0] == generation:
-            return Identity(cached[1], presented=True)
+            return Identity(cached[1], presented=True), False
         if users is None:
             await asyncio.to_thread(check_password, password, None)  # same cost either way
-            return None
+            return None, True
         if not await asyncio.to_thread(users.check, user, password):
-            return None
+            return None, True
         principal = Principal(user, self.groups.get(user, frozenset()), USER)
         if len(self._passwords) > _CACHE_LIMIT:
             self._passwords.clear()
         self._passwords[key] = (generation, principal)
-        return Identity(principal, presented=True)
+        return Identity(principal, presented=True), True
 
     async def _bearer(self, token: str) -> Identity:
         generation = self.keys.refresh()
@@ -281,7 +297,28 @@ class AuthService:
             robot_id=robot_id,
         )
 
+    def denied(self, event: DeniedEvent) -> None:
+        log.info(
+            "access denied",
+            extra={
+                "user": event.user,
+                "address": event.address,
+                "name": event.repository,
+                "action": event.action,
+                "status": event.status,
+            },
+        )
+        for hook in self.hooks.denied:
+            try:
+                hook(event)
+            except Exception:
+                log.exception("denied hook failed")
+
     def _emit(self, event: LoginEvent) -> None:
+        log.info(
+            "login" if event.ok else "login failed",
+            extra={"user": event.user, "address": event.address, "reason": event.reason},
+        )
         for hook in self.hooks.login:
             try:
                 hook(event)
