@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-dev
 URL ?= http://127.0.0.1:5000
 REPORT ?= reports/conformance
 # Debian packages the test suite drives as real peers.
-DEBIAN_TOOLS := skopeo docker-registry podman
+DEBIAN_TOOLS := skopeo docker-registry podman buildah
 # Azurite (the Azure Storage emulator) from the npm registry, for the azure driver's tests.
 AZURITE_VERSION := 3.37.0
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob

@@ -334,3 +334,50 @@ def test_tokens_survive_a_restart_and_work_on_a_second_replica(tmp_path, s3_endp
         )
     finally:
         first.stop()
+
+
+def buildah(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("buildah")
+    if binary is None:
+        pytest.fail("buildah is not installed (make test installs it)")
+    storage = [
+        "--storage-driver",
+        "vfs",
+        "--root",
+        str(home / "root"),
+        "--runroot",
+        str(home / "r"),
+    ]
+    done = subprocess.run(
+        [binary, *storage, *args],
+        env=_containers_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_buildah_login_push_and_pull(server, tmp_path):
+    layout = tmp_path / "layout"
+    _image_layout(layout, "v1")
+    home = Path(tempfile.mkdtemp(prefix="arca-bh-", dir="/tmp"))  # a short run root, as podman
+    (home / "auth.json").write_text("{}")
+    try:
+        image = f"{host(server)}/team/buildah:v1"
+        buildah(home, "pull", f"oci:{layout}:v1")
+        image_id = buildah(home, "images", "-q").stdout.split()[0]
+        refused = buildah(
+            home, "push", "--tls-verify=false", image_id, f"docker://{image}", ok=False
+        )
+        assert refused.returncode != 0
+        buildah(home, "login", "--tls-verify=false", "-u", "writer", "-p", PASSWORD, host(server))
+        buildah(home, "push", "--tls-verify=false", image_id, f"docker://{image}")
+        buildah(home, "rmi", "-a", "-f")
+        buildah(home, "pull", "--tls-verify=false", image)
+        assert image in buildah(home, "images", "--format", "{{.Name}}:{{.Tag}}").stdout
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
