@@ -297,3 +297,35 @@ def test_a_private_repository_answers_exactly_like_a_missing_one(client, user):
         headers = bearer(token(client, None, "registry:catalog:*"))
     catalog = client.get("/v2/_catalog", headers=headers).json()["repositories"]
     assert catalog == (["public/docs"] if user is None else ["public/docs", "team/app"])
+
+
+# -- IDOR (Harbor CVE-2022-31667 class): an id from a repository one may not touch ----------
+
+
+def test_an_upload_session_of_another_repository_cannot_be_used_through_ones_own(client):
+    started = client.post("/v2/other/secret/blobs/uploads/", headers=basic("admin"))
+    session_id = started.headers["Docker-Upload-UUID"]
+    own = f"/v2/team/app/blobs/uploads/{session_id}"
+    writer = basic("writer")  # may push to team/app, nothing on other/secret
+    for method in ("GET", "PATCH", "PUT", "DELETE"):
+        url = f"{own}?digest={_digest(b'x')}" if method == "PUT" else own
+        response = client.request(method, url, content=b"x", headers=writer)
+        assert response.status_code == 404, method
+        assert response.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    status = client.get(f"/v2/other/secret/blobs/uploads/{session_id}", headers=basic("admin"))
+    assert status.status_code == 204
+    assert status.headers["Range"] == "0-0"
+    # and robots of other creators are not revocable by name (same answer as none)
+    created = client.post(
+        "/api/v1/robots",
+        json={"name": "adm", "repositories": ["other/**"], "actions": ["pull"]},
+        headers=basic("admin"),
+    )
+    assert created.status_code == 201
+    assert client.delete("/api/v1/robots/adm", headers=writer).status_code == 400
+    assert (
+        client.get(
+            "/v2/other/secret/tags/list", headers=basic("robot$adm", created.json()["secret"])
+        ).status_code
+        == 200
+    )
