@@ -20,6 +20,8 @@ from arca.api.routes import V2_ROUTES
 from arca.auth.service import AuthService
 from arca.config import Settings
 from arca.control.artifacts import ArtifactControl
+from arca.lifecycle.gc import collect_forever
+from arca.lifecycle.trash import DeletedTags
 from arca.registry.registry import Registry
 from arca.storage.driver import BackendUnavailable, Driver
 from arca.storage.drivers import load_driver
@@ -62,15 +64,23 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
         driver = load_driver(settings.storage.driver, settings.storage.driver_options())
     registry = Registry(driver, settings)
     control = ArtifactControl.attach(registry)  # the artifact index follows every push
+    registry.manifests.listeners.append(DeletedTags(driver))  # restore brings tags back
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         purger = None
         if settings.limits.upload_purge_interval_seconds > 0:
             purger = asyncio.create_task(_purge_uploads(registry, settings))
+        collector = None
+        if settings.gc.interval_seconds > 0:
+            collector = asyncio.create_task(collect_forever(registry, settings))
         try:
             yield
         finally:
+            if collector is not None:
+                collector.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await collector
             if purger is not None:
                 purger.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

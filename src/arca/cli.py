@@ -50,6 +50,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="arca, an OCI
 index_app = typer.Typer(no_args_is_help=True, help="The artifact index behind `arca ls`.")
 app.add_typer(index_app, name="index")
 auth_commands.register(app)  # arca user …, arca token …, arca login (docs/auth.md)
+trash_app = typer.Typer(no_args_is_help=True, help="What garbage collection swept, restorable.")
+app.add_typer(trash_app, name="trash")
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 DEFAULT_REGISTRY = "http://127.0.0.1:5000"
@@ -176,6 +178,183 @@ def index_rebuild(
             f" {report['removed']} stale objects removed"
         )
     _stderr.print(f"rebuilt the index of {len(reports)} repositories")
+
+
+# -- lifecycle: gc, trash, scrub (against storage, like `index rebuild`) ---------------
+
+StorageDir = Annotated[Path | None, typer.Option(help="Directory of the filesystem driver's data.")]
+ConfigFile = Annotated[
+    Path | None, typer.Option(envvar="ARCA_CONFIG", help="TOML configuration file.")
+]
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _offline(settings: Settings, work: Callable[[Any], Any]) -> Any:
+    """Run `work(registry)` on services wired over the configured storage (the
+    artifact index and tag memory attached, as in the server), then close."""
+    from arca.control.artifacts import ArtifactControl
+    from arca.lifecycle.trash import DeletedTags
+    from arca.registry.registry import Registry
+    from arca.storage.drivers import load_driver
+
+    async def run() -> Any:
+        driver = load_driver(settings.storage.driver, settings.storage.driver_options())
+        try:
+            registry = Registry(driver, settings)
+            ArtifactControl.attach(registry)
+            registry.manifests.listeners.append(DeletedTags(driver))
+            return await work(registry)
+        finally:
+            await driver.close()
+
+    return asyncio.run(run())
+
+
+@contextmanager
+def _phases(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A progress bar on stderr that follows (phase, done, total) callbacks."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"))
+    with Progress(*columns, console=_stderr, transient=True) as bar:
+        task = bar.add_task("", total=None)
+        yield lambda phase, done, total: bar.update(
+            task, description=phase, completed=done, total=total
+        )
+
+
+@app.command("gc")
+def gc(
+    storage: StorageDir = None,
+    config: ConfigFile = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be swept; change nothing.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Collect garbage now: sweep what no tag (or retention rule) keeps into the trash."""
+    from arca.lifecycle.gc import Collector, CollectorBusy
+
+    settings = _settings(config, _storage_overrides(storage))
+    with _phases(not as_json) as progress:
+
+        async def work(registry: Any) -> Any:
+            return await Collector(registry, settings, progress=progress).run(dry_run=dry_run)
+
+        try:
+            report = _offline(settings, work)
+        except CollectorBusy:
+            _fail(as_json, EXIT_SERVER, "BUSY", "another garbage collection is running")
+        except Exception as error:
+            _fail(as_json, EXIT_SERVER, "STORAGE", f"gc failed: {error}")
+    if as_json:
+        _print_json(report.to_json())
+        return
+    verb = "would sweep" if dry_run else "swept"
+    for candidate in report.swept:
+        where = f"{candidate.name} " if candidate.name else ""
+        typer.echo(f"{verb} {candidate.kind} {where}{candidate.digest} ({candidate.rule})")
+    for candidate in report.kept:
+        typer.echo(f"kept {candidate.kind} {candidate.digest} ({candidate.reason})")
+    for reason, count in sorted(report.live.items()):
+        typer.echo(f"live: {count} {reason}")
+    _stderr.print(
+        f"{verb} {len(report.swept)} objects, {decimal(report.bytes_swept)}"
+        + ("" if dry_run else " (to the trash)")
+    )
+
+
+def _duration(value: str) -> int:
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise typer.BadParameter(f"{value!r} is not a duration like 3600, 90m, 12h or 7d")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+@trash_app.command("ls")
+def trash_ls(storage: StorageDir = None, config: ConfigFile = None, as_json: Json = False) -> None:
+    """List the trash: what was swept, when, by which run and rule."""
+    settings = _settings(config, _storage_overrides(storage))
+
+    async def work(registry: Any) -> Any:
+        from arca.lifecycle.trash import Trash
+
+        return [record async for record in Trash(registry).records()]
+
+    records = _offline(settings, work)
+    if as_json:
+        _print_json({"items": [record.to_json() for record in records]})
+        return
+    table = Table("id", "kind", "repository", "digest", "size", "swept", "rule", box=None)
+    for record in records:
+        swept = datetime.fromtimestamp(record.swept_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            record.id,
+            record.kind,
+            record.name or "",
+            str(record.digest),
+            decimal(record.size),
+            swept,
+            record.rule,
+        )
+    Console(soft_wrap=True).print(table)
+
+
+@trash_app.command("restore")
+def trash_restore(
+    target: Annotated[str, typer.Argument(help="A trash id, or a digest (all its items).")],
+    storage: StorageDir = None,
+    config: ConfigFile = None,
+    as_json: Json = False,
+) -> None:
+    """Put swept objects back; a manifest comes back with its tags and its blobs."""
+    from arca.lifecycle.trash import Trash, TrashUnknown
+
+    settings = _settings(config, _storage_overrides(storage))
+
+    async def work(registry: Any) -> Any:
+        return await Trash(registry).restore(target)
+
+    try:
+        restored = _offline(settings, work)
+    except TrashUnknown:
+        _fail(as_json, EXIT_NEGATIVE, "NOT_FOUND", f"nothing in the trash is {target}")
+    if as_json:
+        _print_json({"restored": [record.to_json() for record in restored]})
+        return
+    for record in restored:
+        tags = f" with tags {', '.join(record.tags)}" if record.tags else ""
+        typer.echo(f"restored {record.kind} {record.name or ''} {record.digest}{tags}")
+
+
+@trash_app.command("purge")
+def trash_purge(
+    storage: StorageDir = None,
+    config: ConfigFile = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(help="Only items swept longer ago (3600, 90m, 12h, 7d); default: retention."),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Delete trash items for good."""
+    import time
+
+    from arca.lifecycle.trash import Trash
+
+    settings = _settings(config, _storage_overrides(storage))
+    age = settings.trash.retention_seconds if older_than is None else _duration(older_than)
+
+    async def work(registry: Any) -> Any:
+        return await Trash(registry).purge(age, time.time())
+
+    purged = _offline(settings, work)
+    if as_json:
+        _print_json({"purged": [record.to_json() for record in purged]})
+        return
+    _stderr.print(f"purged {len(purged)} items, {decimal(sum(r.size for r in purged))}")
 
 
 # -- workflow options ------------------------------------------------------------------

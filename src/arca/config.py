@@ -83,11 +83,31 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class GcSettings:
+    # Seconds between collector runs in the server (0: never; `arca gc` still works).
+    interval_seconds: int = 0
+    # Nothing written or re-used within this many seconds is collected (docs/gc.md).
+    grace_seconds: int = 3600
+    # Manifests no tag reaches: "keep" them, or "delete" them (and what only they use).
+    untagged: str = "keep"
+    # How long a collector's lease lasts without renewal (one collector at a time).
+    lease_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class TrashSettings:
+    # Swept objects stay restorable this long, then a collector run purges them.
+    retention_seconds: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    gc: GcSettings = field(default_factory=GcSettings)
+    trash: TrashSettings = field(default_factory=TrashSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -95,6 +115,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "storage": StorageSettings,
     "limits": LimitSettings,
     "auth": AuthSettings,
+    "gc": GcSettings,
+    "trash": TrashSettings,
 }
 # ARCA_REGISTRY is the client's (the CLI's registry URL), so a shell may set it too.
 _NOT_SETTINGS = frozenset({"ARCA_CONFIG", "ARCA_REGISTRY"})
@@ -156,6 +178,15 @@ def _build(raw: Mapping[str, Any]) -> Settings:
             f" not {settings.storage.driver!r}"
         )
     _check_auth(settings)
+    if settings.gc.untagged not in ("keep", "delete"):
+        raise ConfigError(f'gc.untagged must be "keep" or "delete", not {settings.gc.untagged!r}')
+    for key in ("interval_seconds", "grace_seconds", "lease_seconds"):
+        if getattr(settings.gc, key) < 0:
+            raise ConfigError(f"gc.{key} must be >= 0")
+    if settings.gc.lease_seconds < 1:
+        raise ConfigError("gc.lease_seconds must be >= 1")
+    if settings.trash.retention_seconds < 0:
+        raise ConfigError("trash.retention_seconds must be >= 0")
     return settings
 
 

@@ -117,7 +117,11 @@ PINNED: dict[str, tuple[Callable[[], object], object]] = {
     "trash_run": (lambda: layout.trash_run("r1"), "trash/r1"),
     "trash_item": (lambda: layout.trash_item("r1", "000001"), "trash/r1/000001"),
     "trash_record": (lambda: layout.trash_record("r1", "000001"), "trash/r1/000001/record"),
-    "trash_object": (lambda: layout.trash_object("r1", "000001"), "trash/r1/000001/object"),
+    "trash_object": (lambda: layout.trash_object("r1", "000001", 0), "trash/r1/000001/0"),
+    "parse_deleted_tag": (
+        lambda: layout.parse_deleted_tag(D, layout.deleted_tag("team/app", "v1", D)),
+        ("team/app", "v1"),
+    ),
     "quarantine": (layout.quarantine, "quarantine"),
     "quarantine_data": (lambda: layout.quarantine_data(D), f"quarantine/sha256/{D.hex}/data"),
     "quarantine_record": (

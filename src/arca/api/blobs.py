@@ -49,7 +49,7 @@ class BlobEndpoint(HTTPEndpoint):
 
     async def head(self, request: Request) -> Response:
         registry = _http.registry(request)
-        info = await registry.blobs.stat(
+        info = await registry.blobs.claim(
             _http.name(request), _http.digest(request.path_params["digest"])
         )
         headers = _headers(info, info.size)

@@ -18,6 +18,7 @@ import cbor2
 
 from arca.errors import BlobUnknown, RangeNotSatisfiable
 from arca.formats.digest import Digest, MultiHasher
+from arca.registry.reuse import Claim, Reuse
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, Driver, InvalidOffset, PathNotFound
 
@@ -74,8 +75,9 @@ class StoredBlob:
 
 
 class BlobStore:
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, reuse: Reuse | None = None) -> None:
         self._driver = driver
+        self._reuse = reuse or Reuse(driver, grace_seconds=3600)
 
     async def stat(self, name: str, digest: Digest) -> BlobInfo:
         """The blob as this repository sees it; BLOB_UNKNOWN unless linked and present."""
@@ -85,6 +87,39 @@ class BlobStore:
         except PathNotFound:
             raise BlobUnknown(digest) from None
         return BlobInfo(digest, info.size)
+
+    async def claim(self, name: str, digest: Digest) -> BlobInfo:
+        """`stat` for a client that will rely on the answer (HEAD): the link is
+        claimed, so no collector removes it under a push (arca.registry.reuse)."""
+        info = await self.stat(name, digest)
+        if not (await self._reuse.claim([self.link_claim(name, digest)]))[0]:
+            raise BlobUnknown(digest)
+        return info
+
+    def link_claim(self, name: str, digest: Digest) -> Claim:
+        link = layout.layer_link(name, digest)
+
+        async def touch() -> None:
+            await self._driver.put(link, str(digest).encode())
+
+        return Claim(link, touch, requires=(layout.blob_data(digest),))
+
+    async def claim_data(self, digest: Digest) -> bool:
+        """Whether the blob's data exists and stays (mounts and deduplication rely on it)."""
+        return (await self._reuse.claim([self._data_claim(digest)]))[0]
+
+    def _data_claim(self, digest: Digest) -> Claim:
+        async def touch() -> None:
+            # The data is immutable; its meta is rewritten instead (GC looks at both).
+            meta = await self.recorded_meta(digest)
+            if meta is None:
+                meta = BlobMeta(digest, 0, None, None, time.time())
+                with contextlib.suppress(PathNotFound):
+                    size = (await self._driver.stat(layout.blob_data(digest))).size
+                    meta = BlobMeta(digest, size, None, None, meta.created)
+            await self._driver.put(layout.blob_meta(digest), meta.encode())
+
+        return Claim(layout.blob_data(digest), touch)
 
     async def exists_anywhere(self, digest: Digest) -> bool:
         return await self._driver.exists(layout.blob_data(digest))
@@ -111,7 +146,9 @@ class BlobStore:
         return await self._driver.url_for(layout.blob_data(digest))
 
     async def link(self, name: str, digest: Digest) -> None:
-        await self._driver.put(layout.layer_link(name, digest), str(digest).encode())
+        path, data = layout.layer_link(name, digest), str(digest).encode()
+        await self._driver.put(path, data)
+        await self._reuse.written(path, data)
 
     async def unlink(self, name: str, digest: Digest) -> None:
         try:
@@ -158,7 +195,7 @@ class BlobStore:
     async def put_small(self, data: bytes, digest: Digest) -> None:
         """Store a small verified blob (a manifest) from memory; a no-op when present."""
         path = layout.blob_data(digest)
-        if not await self._driver.exists(path):
+        if not await self._driver.exists(path) or not await self.claim_data(digest):
             with contextlib.suppress(AlreadyExists):
                 await self._driver.put(path, data, if_absent=True)
         sha256 = digest if digest.algorithm == "sha256" else Digest.of(data, "sha256")
@@ -173,7 +210,7 @@ class BlobStore:
         may be streaming it. Otherwise a move, atomic on every driver we ship.
         """
         target = layout.blob_data(meta.digest)
-        if await self._driver.exists(target):
+        if await self._driver.exists(target) and await self.claim_data(meta.digest):
             await self._driver.delete(source)
         else:
             await self._driver.move(source, target)

@@ -9,6 +9,7 @@ manifest is always asked of storage (the revision link), never of the cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import OrderedDict
@@ -28,6 +29,7 @@ from arca.formats.manifest import Manifest, parse_manifest
 from arca.formats.reference import parse_reference, validate_tag
 from arca.registry.blobs import BlobStore
 from arca.registry.referrers import ReferrerStore
+from arca.registry.reuse import Claim, Reuse
 from arca.registry.tags import TagStore
 from arca.storage import layout
 from arca.storage.driver import Driver, PathNotFound
@@ -124,6 +126,7 @@ class ManifestStore:
         blobs: BlobStore,
         tags: TagStore,
         referrers: ReferrerStore,
+        reuse: Reuse,
         max_bytes: int,
         cache_bytes: int = 64 << 20,
     ) -> None:
@@ -131,6 +134,7 @@ class ManifestStore:
         self._blobs = blobs
         self._tags = tags
         self._referrers = referrers
+        self._reuse = reuse
         self.max_bytes = max_bytes
         self._cache = _ContentCache(cache_bytes)
         self.listeners: list[ManifestListener] = []
@@ -207,21 +211,43 @@ class ManifestStore:
         revision = await self.revision(name, reference)
         for tag in await self._tags.pointing_at(name, target):
             await self._driver.delete(layout.tag_dir(name, tag))
+            await self._notify("tag_deleted", name, tag, target)
         if revision.subject is not None:
             await self._referrers.remove(name, revision.subject, target)
         await self._driver.delete(layout.revision_dir(name, target))
         await self._notify("manifest_deleted", name, target)
         return target
 
+    async def announce_deleted(self, name: str, digest: Digest) -> None:
+        """Tell the listeners a manifest left `name` by another path than `delete`
+        (garbage collection)."""
+        await self._notify("manifest_deleted", name, digest)
+
+    async def announce_restored(self, name: str, digest: Digest, tags: tuple[str, ...]) -> None:
+        """Tell the listeners a manifest came back (restored from the trash)."""
+        stored = await self.get(name, str(digest))
+        manifest = parse_manifest(stored.data, stored.revision.media_type)
+        await self._notify("manifest_stored", name, digest, stored.data, manifest, tags)
+
     async def _check_references(self, name: str, manifest: Manifest) -> None:
-        """Every blob and child must be in the repository; asked concurrently, since on
-        an object store each question is a round trip."""
-        paths = [layout.layer_link(name, d.digest) for d in manifest.blobs]
-        paths += [layout.revision_link(name, d.digest) for d in manifest.children]
-        found = await asyncio.gather(*(self._driver.exists(path) for path in paths))
+        """Every blob and child must be in the repository, and is claimed so that no
+        collector removes it under this push (arca.registry.reuse); asked
+        concurrently, since on an object store each question is a round trip."""
+        claims = [self._blobs.link_claim(name, d.digest) for d in manifest.blobs]
+        claims += [self._revision_claim(name, d.digest) for d in manifest.children]
+        found = await self._reuse.claim(claims)
         for descriptor, present in zip([*manifest.blobs, *manifest.children], found, strict=True):
             if not present:
                 raise ManifestBlobUnknown(descriptor.digest)
+
+    def _revision_claim(self, name: str, digest: Digest) -> Claim:
+        path = layout.revision_link(name, digest)
+
+        async def touch() -> None:
+            with contextlib.suppress(PathNotFound):
+                await self._driver.put(path, await self._driver.get(path))
+
+        return Claim(path, touch, requires=(layout.blob_data(digest),))
 
     async def _store(
         self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]
@@ -231,6 +257,7 @@ class ManifestStore:
         subject = manifest.subject.digest if manifest.subject is not None else None
         revision = Revision(digest, manifest.media_type, len(data), subject)
         await self._driver.put(layout.revision_link(name, digest), revision.encode())
+        await self._reuse.written(layout.revision_link(name, digest), revision.encode())
         if manifest.subject is not None:
             await self._referrers.add(
                 name, manifest.subject.digest, referrer_descriptor(revision, manifest)

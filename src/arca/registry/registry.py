@@ -8,6 +8,7 @@ from arca.registry.blobs import BlobStore
 from arca.registry.catalog import Catalog
 from arca.registry.manifests import ManifestStore
 from arca.registry.referrers import ReferrerStore
+from arca.registry.reuse import Reuse
 from arca.registry.tags import TagStore
 from arca.registry.uploads import UploadStore
 from arca.storage.driver import Driver
@@ -17,7 +18,8 @@ class Registry:
     def __init__(self, driver: Driver, settings: Settings) -> None:
         self.driver = driver
         self.settings = settings
-        self.blobs = BlobStore(driver)
+        self.reuse = Reuse(driver, settings.gc.grace_seconds)
+        self.blobs = BlobStore(driver, self.reuse)
         self.uploads = UploadStore(driver, self.blobs)
         self.tags = TagStore(driver)
         self.referrers = ReferrerStore(driver)
@@ -26,6 +28,7 @@ class Registry:
             self.blobs,
             self.tags,
             self.referrers,
+            self.reuse,
             max_bytes=settings.limits.manifest_max_bytes,
         )
         self.artifacts = ArtifactStore(self.blobs, self.manifests)

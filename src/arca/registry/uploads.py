@@ -185,7 +185,7 @@ class UploadStore:
             and not await self._blobs.is_linked(source, digest)
         ):
             return False
-        if await self._blobs.exists_anywhere(digest):
+        if await self._blobs.exists_anywhere(digest) and await self._blobs.claim_data(digest):
             await self._blobs.link(name, digest)
             return True
         return False

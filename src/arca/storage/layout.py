@@ -20,7 +20,7 @@ gc/tombstones/<hh>/<key>/verdict                   "doomed" (collector) or "resc
 gc/runs/<run_id>                                   the last report of a run (JSON)
 gc/deleted-tags/<alg>/<hex>/<name>/<tag>           a tag deleted from the manifest (restore)
 trash/<run_id>/<item>/record                       what was swept, when, why (CBOR)
-trash/<run_id>/<item>/object                       the swept object itself
+trash/<run_id>/<item>/<n>                          the swept objects themselves
 quarantine/<alg>/<hex>/data                        a blob scrub found corrupt, moved aside
 quarantine/<alg>/<hex>/record                      what scrub found (CBOR)
 scrub/progress                                     the shards a scrub has finished (resume)
@@ -293,6 +293,15 @@ def deleted_tag(name: str, tag: str, digest: Digest) -> str:
     return f"{deleted_tags(digest)}/{name}/{tag}"
 
 
+def parse_deleted_tag(digest: Digest, path: str) -> tuple[str, str] | None:
+    """(name, tag) of a `deleted_tag(name, tag, digest)` path."""
+    prefix = deleted_tags(digest) + "/"
+    if not path.startswith(prefix) or "/" not in path[len(prefix) :]:
+        return None
+    name, _, tag = path[len(prefix) :].rpartition("/")
+    return name, tag
+
+
 def trash() -> str:
     return TRASH
 
@@ -305,8 +314,10 @@ def trash_record(run_id: str, item: str) -> str:
     return f"{TRASH}/{run_id}/{item}/record"
 
 
-def trash_object(run_id: str, item: str) -> str:
-    return f"{TRASH}/{run_id}/{item}/object"
+def trash_object(run_id: str, item: str, index: int) -> str:
+    """The `index`-th object of a trash item (a revision goes with its referrer entry,
+    blob data with its meta)."""
+    return f"{TRASH}/{run_id}/{item}/{index}"
 
 
 def trash_item(run_id: str, item: str) -> str:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from arca.api.auth import PUBLIC, guard
-from arca.api.control import artifacts
+from arca.api.auth import LOGIN, PUBLIC, guard
+from arca.api.control import artifacts, gc
 from arca.api.control.openapi import openapi
 from arca.auth.policy import DELETE, PULL
 
 CONTROL_ROUTES: list[BaseRoute] = [
     Route("/api/v1/openapi.json", guard(openapi, GET=PUBLIC)),
+    # Acts on every repository: the handler asks for admin everywhere (api/control/gc.py).
+    Route("/api/v1/gc", guard(gc.collect, POST=LOGIN)),
     Route(
         "/api/v1/repositories/{name:path}/artifacts",
         guard(artifacts.ArtifactsEndpoint, GET=PULL, DELETE=DELETE),

@@ -1,0 +1,1 @@
+"""Lifecycle of stored content: garbage collection, the trash, scrub."""

@@ -1,0 +1,247 @@
+"""Mark and sweep over the memory driver: what is swept, what is kept and why, and
+what a push re-using an old blob keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+
+from arca.config import GcSettings, Settings
+from arca.errors import BlobUnknown, ManifestUnknown
+from arca.formats.digest import Digest
+from arca.lifecycle.gc import Collector, CollectorBusy
+from arca.lifecycle.trash import DeletedTags, Trash
+from arca.registry.registry import Registry
+from arca.storage import layout
+from arca.storage.drivers.memory import MemoryDriver
+from tests.lifecycle.check import every_tag_pulls, no_collector_leftovers, pull_all
+from tests.lifecycle.images import MANIFEST, manifest_bytes, push_blob, push_image, push_index
+
+pytestmark = pytest.mark.anyio
+
+GRACE = 1
+
+
+def settings(untagged: str = "delete", grace: int = GRACE) -> Settings:
+    return dataclasses.replace(
+        Settings(), gc=GcSettings(grace_seconds=grace, untagged=untagged, lease_seconds=5)
+    )
+
+
+def new_registry(untagged: str = "delete") -> Registry:
+    registry = Registry(MemoryDriver(), settings(untagged))
+    registry.manifests.listeners.append(DeletedTags(registry.driver))
+    return registry
+
+
+async def age_past_grace() -> None:
+    await asyncio.sleep(GRACE + 0.2)
+
+
+async def snapshot(registry: Registry) -> dict[str, bytes]:
+    found = {}
+    for root in (layout.BLOBS, layout.REPOSITORIES, layout.GC, layout.TRASH):
+        async for info in registry.driver.walk(root):
+            found[info.path] = await registry.driver.get(info.path)
+    return found
+
+
+async def test_deleted_tag_frees_its_manifest_and_blobs_and_restore_brings_them_back() -> None:
+    registry = new_registry()
+    kept, kept_blobs = await push_image(registry, "app", "v1", [b"shared", b"only-v1"])
+    gone, gone_blobs = await push_image(registry, "app", "v2", [b"shared", b"only-v2" * 1000])
+    await registry.manifests.delete("app", "v2")
+    await age_past_grace()
+
+    report = await Collector(registry, registry.settings).run()
+
+    swept = {(c.kind, c.digest) for c in report.swept}
+    only_v2 = gone_blobs[2]
+    assert ("revision", gone) in swept
+    assert ("layer", only_v2) in swept and ("blob", only_v2) in swept
+    assert ("blob", gone) in swept
+    assert not any(c.digest in kept_blobs for c in report.swept)
+    assert report.bytes_swept >= 7000
+    await pull_all(registry, "app", kept)
+    with pytest.raises(BlobUnknown):
+        await registry.blobs.stat("app", only_v2)
+    assert not await registry.blobs.exists_anywhere(only_v2)
+    assert not await registry.uploads.mount("other", only_v2, None)
+    with pytest.raises(ManifestUnknown):
+        await registry.manifests.get("app", str(gone))
+    await no_collector_leftovers(registry)
+
+    restored = await Trash(registry).restore(str(gone))
+    assert {r.kind for r in restored} == {"revision", "layer", "blob"}
+    assert await registry.tags.resolve("app", "v2") == gone
+    assert set(await pull_all(registry, "app", gone)) == set(gone_blobs)
+
+    # Restored objects start a new grace period: the next run keeps them.
+    assert (await Collector(registry, registry.settings).run()).swept == []
+
+
+async def test_untagged_keep_keeps_untagged_manifests_but_frees_deleted_ones() -> None:
+    registry = new_registry("keep")
+    first, _ = await push_image(registry, "app", "v1", [b"a"])
+    second, second_blobs = await push_image(registry, "app", "v1", [b"b"])  # v1 moves on
+    third, third_blobs = await push_image(registry, "app", "v3", [b"c"])
+    await registry.manifests.delete("app", str(third))  # by digest: the manifest goes
+    await age_past_grace()
+
+    report = await Collector(registry, registry.settings).run()
+
+    swept = {c.digest for c in report.swept}
+    assert first not in swept and second not in swept
+    assert third in swept and third_blobs[1] in swept
+    await pull_all(registry, "app", first)
+    assert report.live["manifest untagged, kept by policy"] == 1
+
+
+async def test_children_of_a_kept_index_and_referrers_of_a_kept_subject_are_kept() -> None:
+    registry = new_registry()
+    child, _ = await push_image(registry, "app", "amd64", [b"amd64"])
+    size = len((await registry.manifests.get("app", str(child))).data)
+    index = await push_index(registry, "app", "multi", [(child, size)])
+    await registry.manifests.delete("app", "amd64")  # the child is untagged now
+    signature, _ = await push_image(registry, "app", "sig", [b"signature"], subject=index)
+    await registry.manifests.delete("app", "sig")
+    orphan_subject, _ = await push_image(registry, "app", "tmp", [b"tmp"])
+    orphan_referrer, _ = await push_image(
+        registry, "app", "sbom", [b"sbom"], subject=orphan_subject
+    )
+    await registry.manifests.delete("app", "sbom")
+    await registry.manifests.delete("app", "tmp")
+    await age_past_grace()
+
+    report = await Collector(registry, registry.settings).run()
+
+    swept = {c.digest: c for c in report.swept if c.kind == "revision"}
+    assert set(swept) == {orphan_subject, orphan_referrer}
+    assert report.live["manifest child of a kept index"] == 1
+    assert report.live["manifest referrer of a kept subject"] == 1
+    await pull_all(registry, "app", index)
+    await pull_all(registry, "app", signature)
+    assert [r async for r in registry.referrers.entries("app")] == [(index, signature)]
+
+
+async def test_nothing_younger_than_the_grace_period_is_swept() -> None:
+    registry = new_registry()
+    await push_image(registry, "app", "v1", [b"x"])
+    await registry.manifests.delete("app", "v1")
+    orphan = await push_blob(registry, "app", b"just uploaded, manifest not yet pushed")
+
+    report = await Collector(registry, registry.settings).run()
+
+    assert report.swept == []
+    assert await registry.blobs.stat("app", orphan)
+
+
+async def test_dry_run_lists_exactly_what_the_real_run_sweeps_and_writes_nothing() -> None:
+    registry = new_registry()
+    await push_image(registry, "app", "v1", [b"keep"])
+    await push_image(registry, "app", "v2", [b"drop", b"drop-too"])
+    await registry.manifests.delete("app", "v2")
+    await age_past_grace()
+    before = await snapshot(registry)
+
+    dry = await Collector(registry, registry.settings).run(dry_run=True)
+
+    assert await snapshot(registry) == before
+    real = await Collector(registry, registry.settings).run()
+    assert {(c.kind, c.path) for c in dry.swept} == {(c.kind, c.path) for c in real.swept}
+    assert len(real.swept) == 6  # revision, 2 layer links, their 2 blobs, the manifest blob
+    assert await every_tag_pulls(registry) == 1
+
+
+@pytest.mark.parametrize(
+    ("at", "reason"),
+    [
+        ("tombstone", "re-used since the mark"),  # the HEAD's touch, seen by the re-check
+        ("verdict", "rescued by a push"),  # after the re-check: the HEAD's verdict wins
+    ],
+)
+async def test_a_blob_head_during_the_sweep_rescues_an_old_orphan(at: str, reason: str) -> None:
+    registry = new_registry()
+    orphan = await push_blob(registry, "app", b"old orphan layer")
+    await age_past_grace()
+    config = await push_blob(registry, "app", b"{}")
+
+    async def reuse_during_gc(step: str) -> None:
+        if step == at:
+            await registry.blobs.claim("app", orphan)  # HEAD 200: the client skips the upload
+
+    report = await Collector(registry, registry.settings, hook=reuse_during_gc).run()
+
+    rescued = {c.kind: c.reason for c in report.kept if c.digest == orphan}
+    assert rescued == {"layer": reason, "blob": "needed by a kept layer " + str(orphan)}
+    data = manifest_bytes((config, 2), [(orphan, len(b"old orphan layer"))])
+    digest = (await registry.manifests.put("app", "v1", data, MANIFEST)).digest
+    await pull_all(registry, "app", digest)
+    await no_collector_leftovers(registry)
+
+
+async def test_a_manifest_put_during_the_sweep_keeps_the_old_layers_it_names() -> None:
+    registry = new_registry()
+    layers = [await push_blob(registry, "app", b"layer %d" % n) for n in range(5)]
+    config = await push_blob(registry, "app", b"{}")
+    await age_past_grace()
+    pushed: list[Digest] = []
+
+    async def push_during_gc(step: str) -> None:
+        if step == "tombstone":
+            data = manifest_bytes((config, 2), [(d, 7) for d in layers])
+            pushed.append((await registry.manifests.put("app", "v1", data, MANIFEST)).digest)
+
+    report = await Collector(registry, registry.settings, hook=push_during_gc).run()
+
+    assert report.swept == []
+    await pull_all(registry, "app", pushed[0])
+
+
+async def test_a_claim_that_loses_to_the_collector_answers_absent_and_a_new_upload_works() -> None:
+    registry = new_registry()
+    orphan = await push_blob(registry, "app", b"doomed")
+    await age_past_grace()
+    claims: list[asyncio.Task[object]] = []
+
+    async def claim_after_verdict(step: str) -> None:
+        if step == "trash-item" and not claims:
+            claims.append(asyncio.create_task(registry.blobs.claim("app", orphan)))
+            await asyncio.sleep(0.1)  # the claim sees the doomed verdict and waits
+
+    await Collector(registry, registry.settings, hook=claim_after_verdict).run()
+
+    with pytest.raises(BlobUnknown):
+        await claims[0]
+    assert await push_blob(registry, "app", b"doomed") == orphan
+    assert (await registry.blobs.stat("app", orphan)).size == 6
+
+
+async def test_one_collector_at_a_time_and_an_expired_lease_is_taken_over() -> None:
+    registry = new_registry()
+    first = Collector(
+        registry, dataclasses.replace(registry.settings, gc=GcSettings(lease_seconds=1))
+    )
+    assert await first.lease.acquire()
+    with pytest.raises(CollectorBusy):
+        await Collector(registry, registry.settings).run()
+    await asyncio.sleep(1.1)
+    report = await Collector(registry, registry.settings).run()
+    assert report.finished >= report.started
+
+
+async def test_trash_purge_removes_items_older_than_retention() -> None:
+    registry = new_registry()
+    await push_image(registry, "app", "v1", [b"x"])
+    await registry.manifests.delete("app", "v1")
+    await age_past_grace()
+    await Collector(registry, registry.settings).run()
+    trash = Trash(registry)
+    assert [r async for r in trash.records()]
+    assert await trash.purge(3600, time.time()) == []
+    purged = await trash.purge(0, time.time())
+    assert purged and [r async for r in trash.records()] == []
+    assert [info async for info in registry.driver.walk(layout.trash())] == []
