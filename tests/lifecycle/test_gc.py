@@ -61,7 +61,8 @@ async def test_deleted_tag_frees_its_manifest_and_blobs_and_restore_brings_them_
     swept = {(c.kind, c.digest) for c in report.swept}
     only_v2 = gone_blobs[2]
     assert ("revision", gone) in swept
-    assert ("layer", only_v2) in swept and ("blob", only_v2) in swept
+    assert ("layer", only_v2) in swept
+    assert ("blob", only_v2) in swept
     assert ("blob", gone) in swept
     assert not any(c.digest in kept_blobs for c in report.swept)
     assert report.bytes_swept >= 7000
@@ -86,7 +87,7 @@ async def test_deleted_tag_frees_its_manifest_and_blobs_and_restore_brings_them_
 async def test_untagged_keep_keeps_untagged_manifests_but_frees_deleted_ones() -> None:
     registry = new_registry("keep")
     first, _ = await push_image(registry, "app", "v1", [b"a"])
-    second, second_blobs = await push_image(registry, "app", "v1", [b"b"])  # v1 moves on
+    second, _second_blobs = await push_image(registry, "app", "v1", [b"b"])  # v1 moves on
     third, third_blobs = await push_image(registry, "app", "v3", [b"c"])
     await registry.manifests.delete("app", str(third))  # by digest: the manifest goes
     await age_past_grace()
@@ -94,8 +95,10 @@ async def test_untagged_keep_keeps_untagged_manifests_but_frees_deleted_ones() -
     report = await Collector(registry, registry.settings).run()
 
     swept = {c.digest for c in report.swept}
-    assert first not in swept and second not in swept
-    assert third in swept and third_blobs[1] in swept
+    assert first not in swept
+    assert second not in swept
+    assert third in swept
+    assert third_blobs[1] in swept
     await pull_all(registry, "app", first)
     assert report.live["manifest untagged, kept by policy"] == 1
 
@@ -243,5 +246,6 @@ async def test_trash_purge_removes_items_older_than_retention() -> None:
     assert [r async for r in trash.records()]
     assert await trash.purge(3600, time.time()) == []
     purged = await trash.purge(0, time.time())
-    assert purged and [r async for r in trash.records()] == []
+    assert purged
+    assert [r async for r in trash.records()] == []
     assert [info async for info in registry.driver.walk(layout.trash())] == []
