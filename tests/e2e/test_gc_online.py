@@ -1,0 +1,305 @@
+"""Online garbage collection against real servers: a collector every second with a
+few seconds of grace beside 8 clients pushing, re-using old orphaned layers on purpose
+(HEAD and cross-repository mount), moving and deleting tags. No push may fail because
+of GC, and every manifest still tagged at the end must pull back intact."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import create_bucket
+from tests.e2e.server import ArcaServer, s3_environment
+
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+GC_ENV = {
+    "ARCA_GC_INTERVAL_SECONDS": "1",
+    "ARCA_GC_GRACE_SECONDS": "3",
+    "ARCA_GC_UNTAGGED": "delete",
+    "ARCA_GC_LEASE_SECONDS": "15",
+}
+CLIENTS = 8
+SOAK_SECONDS = float(os.environ.get("ARCA_GC_SOAK_SECONDS", "20"))
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Tally:
+    pushes: int = 0
+    reused_head: int = 0
+    reused_mount: int = 0
+    reuploaded: int = 0
+    tag_moves: int = 0
+    tag_deletes: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class Pusher:
+    """A docker-like client: HEAD each blob, upload what is missing, PUT the manifest."""
+
+    def __init__(self, urls: list[str], tally: Tally, orphans: list[bytes]) -> None:
+        self.urls = urls
+        self.tally = tally
+        self.orphans = orphans
+        self.http = httpx.AsyncClient(timeout=60)
+
+    def url(self) -> str:
+        return random.choice(self.urls)  # every request may hit another replica
+
+    async def ensure_blob(self, name: str, data: bytes) -> None:
+        digest = sha256(data)
+        head = await self.http.head(f"{self.url()}/v2/{name}/blobs/{digest}")
+        if head.status_code == 200:
+            self.tally.reused_head += 1
+            return
+        if random.random() < 0.5:
+            mounted = await self.http.post(
+                f"{self.url()}/v2/{name}/blobs/uploads/", params={"mount": digest}
+            )
+            if mounted.status_code == 201:
+                self.tally.reused_mount += 1
+                return
+            if mounted.status_code != 202:
+                self.tally.failures.append(f"mount {digest}: {mounted.status_code}")
+                return
+        self.tally.reuploaded += 1
+        response = await self.http.post(
+            f"{self.url()}/v2/{name}/blobs/uploads/?digest={digest}", content=data
+        )
+        if response.status_code != 201:
+            self.tally.failures.append(f"upload {digest}: {response.status_code} {response.text}")
+
+    async def push(self, name: str, tag: str) -> None:
+        config = json.dumps({"tag": tag, "nonce": os.urandom(8).hex()}).encode()
+        fresh = [os.urandom(random.randint(512, 16384)) for _ in range(random.randint(1, 3))]
+        layers = random.sample(self.orphans, 2) + fresh
+        await asyncio.gather(*(self.ensure_blob(name, blob) for blob in [config, *layers]))
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": sha256(config),
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": sha256(layer),
+                        "size": len(layer),
+                    }
+                    for layer in layers
+                ],
+            }
+        ).encode()
+        response = await self.http.put(
+            f"{self.url()}/v2/{name}/manifests/{tag}",
+            content=manifest,
+            headers={"Content-Type": MANIFEST},
+        )
+        if response.status_code != 201:
+            self.tally.failures.append(
+                f"manifest {name}:{tag}: {response.status_code} {response.text}"
+            )
+        else:
+            self.tally.pushes += 1
+
+    async def run(self, client: int, until: float) -> None:
+        number = 0
+        while time.monotonic() < until:
+            name = f"team{client % 3}/app{client}"
+            number += 1
+            await self.push(name, f"build-{number}")
+            if random.random() < 0.4:
+                await self.push(name, "latest")  # the tag moves; its old target is untagged
+                self.tally.tag_moves += 1
+            if number > 2 and random.random() < 0.5:
+                old = f"build-{random.randint(1, number - 1)}"
+                deleted = await self.http.delete(f"{self.url()}/v2/{name}/manifests/{old}")
+                if deleted.status_code not in (202, 404):
+                    self.tally.failures.append(f"delete {name}:{old}: {deleted.status_code}")
+                else:
+                    self.tally.tag_deletes += 1
+
+
+async def seed_orphans(url: str, count: int) -> list[bytes]:
+    """Blobs pushed and never used by a manifest: what a later push re-uses."""
+    orphans = [os.urandom(random.randint(1024, 8192)) for _ in range(count)]
+    async with httpx.AsyncClient(timeout=60) as http:
+        for number, data in enumerate(orphans):
+            response = await http.post(
+                f"{url}/v2/seed{number % 4}/blobs/uploads/?digest={sha256(data)}", content=data
+            )
+            assert response.status_code == 201, response.text
+    return orphans
+
+
+async def soak(urls: list[str]) -> Tally:
+    tally = Tally()
+    orphans = await seed_orphans(urls[0], 24)
+    await asyncio.sleep(4)  # older than the grace period: every collector run sees them
+    pushers = [Pusher(urls, tally, orphans) for _ in range(CLIENTS)]
+    until = time.monotonic() + SOAK_SECONDS
+    try:
+        await asyncio.gather(*(p.run(n, until) for n, p in enumerate(pushers)))
+    finally:
+        for pusher in pushers:
+            await pusher.http.aclose()
+    return tally
+
+
+async def pull_every_tag(url: str) -> int:
+    """Every tagged manifest, and every blob it names, read back and re-hashed."""
+    pulled = 0
+    async with httpx.AsyncClient(timeout=60) as http:
+        names = (await http.get(f"{url}/v2/_catalog")).json()["repositories"]
+        for name in names:
+            tags = (await http.get(f"{url}/v2/{name}/tags/list")).json().get("tags") or []
+            for tag in tags:
+                response = await http.get(
+                    f"{url}/v2/{name}/manifests/{tag}", headers={"Accept": MANIFEST}
+                )
+                assert response.status_code == 200, f"{name}:{tag} {response.status_code}"
+                document = response.json()
+                for descriptor in [document["config"], *document["layers"]]:
+                    blob = await http.get(f"{url}/v2/{name}/blobs/{descriptor['digest']}")
+                    assert blob.status_code == 200, f"{name}:{tag} {descriptor['digest']}"
+                    assert sha256(blob.content) == descriptor["digest"]
+                pulled += 1
+    return pulled
+
+
+def check(tally: Tally, pulled: int) -> None:
+    print(
+        f"\ngc soak: {tally.pushes} pushes, {tally.reused_head} HEAD re-uses,"
+        f" {tally.reused_mount} mounts, {tally.reuploaded} uploads, {tally.tag_moves} tag moves,"
+        f" {tally.tag_deletes} tag deletes, {pulled} tags pulled back"
+    )
+    assert tally.failures == []
+    assert tally.pushes >= CLIENTS
+    assert tally.reused_head > 0
+    assert pulled > 0
+
+
+@pytest.fixture
+def gc_server(tmp_path: Path) -> Iterator[ArcaServer]:
+    server = ArcaServer(tmp_path / "data", GC_ENV).start()
+    yield server
+    server.stop()
+
+
+def test_gc_every_second_beside_eight_pushing_clients_loses_nothing(gc_server: ArcaServer) -> None:
+    tally = asyncio.run(soak([gc_server.url]))
+    pulled = asyncio.run(pull_every_tag(gc_server.url))
+    check(tally, pulled)
+    # The collector really ran, and swept, while the clients pushed.
+    assert any((gc_server.storage / "trash").iterdir())
+
+
+@pytest.fixture
+def gc_replicas(tmp_path: Path, s3_endpoint: str) -> Iterator[list[ArcaServer]]:
+    env = {**s3_environment(s3_endpoint, create_bucket(s3_endpoint)), **GC_ENV}
+    servers = [ArcaServer(tmp_path / "one", env).start(), ArcaServer(tmp_path / "two", env).start()]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_gc_on_two_replicas_over_one_bucket_loses_nothing(gc_replicas: list[ArcaServer]) -> None:
+    urls = [server.url for server in gc_replicas]
+    tally = asyncio.run(soak(urls))
+    pulled = asyncio.run(pull_every_tag(urls[1]))
+    check(tally, pulled)
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_deleted_content_is_freed_answers_404_and_comes_back_from_the_trash(
+    tmp_path: Path,
+) -> None:
+    storage = tmp_path / "data"
+    server = ArcaServer(storage, GC_ENV).start()
+    http = httpx.Client(base_url=server.url, timeout=60)
+    try:
+        layer = os.urandom(3 << 20)
+        digest = sha256(layer)
+        assert (
+            http.post(f"/v2/app/blobs/uploads/?digest={digest}", content=layer).status_code == 201
+        )
+        config = b"{}"
+        http.post(f"/v2/app/blobs/uploads/?digest={sha256(config)}", content=config)
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": sha256(config),
+                    "size": 2,
+                },
+                "layers": [
+                    {"mediaType": "application/octet-stream", "digest": digest, "size": len(layer)}
+                ],
+            }
+        ).encode()
+        put = http.put("/v2/app/manifests/v1", content=manifest, headers={"Content-Type": MANIFEST})
+        assert put.status_code == 201
+        before = _du(storage / "blobs")
+        assert http.delete("/v2/app/manifests/v1").status_code == 202
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _du(storage / "blobs") > before - len(layer):
+            time.sleep(0.5)
+        assert _du(storage / "blobs") <= before - len(layer)
+        assert http.get(f"/v2/app/blobs/{digest}").status_code == 404
+        assert http.head(f"/v2/app/blobs/{digest}").status_code == 404
+        mount = http.post("/v2/other/blobs/uploads/", params={"mount": digest, "from": "app"})
+        assert mount.status_code == 202  # not mounted: there is nothing to mount
+        anywhere = http.post("/v2/other/blobs/uploads/", params={"mount": digest})
+        assert anywhere.status_code == 202
+
+        server.stop()  # restore works with the server down, from storage alone
+        restored = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "arca",
+                "trash",
+                "restore",
+                sha256(manifest),
+                "--storage",
+                str(storage),
+                "--json",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        kinds = {item["kind"] for item in json.loads(restored.stdout)["restored"]}
+        assert kinds == {"revision", "layer", "blob"}
+        server.start()
+        back = http.get(f"{server.url}/v2/app/blobs/{digest}")
+        assert back.status_code == 200
+        assert back.content == layer
+        tagged = http.get(f"{server.url}/v2/app/manifests/v1", headers={"Accept": MANIFEST})
+        assert tagged.content == manifest
+    finally:
+        http.close()
+        server.stop()
