@@ -57,3 +57,23 @@ def test_bad_config_is_an_error_naming_the_problem(tmp_path, text, message):
 def test_unknown_environment_override_is_an_error():
     with pytest.raises(ConfigError, match="ARCA_SERVR_PORT"):
         load_settings({"ARCA_SERVR_PORT": "1"})
+
+
+def test_gc_settings_are_checked(tmp_path) -> None:
+    import pytest
+
+    from arca.config import ConfigError, load_settings
+
+    config = tmp_path / "gc.toml"
+    config.write_text(
+        '[gc]\ninterval_seconds = 5\nuntagged = "delete"\n[trash]\nretention_seconds = 60\n'
+    )
+    settings = load_settings({}, config)
+    assert settings.gc.interval_seconds == 5
+    assert settings.gc.untagged == "delete"
+    assert settings.trash.retention_seconds == 60
+    config.write_text('[gc]\nuntagged = "sometimes"\n')
+    with pytest.raises(ConfigError, match="untagged"):
+        load_settings({}, config)
+    with pytest.raises(ConfigError, match="grace_seconds"):
+        load_settings({"ARCA_GC_GRACE_SECONDS": "-1"})

@@ -166,6 +166,38 @@ SCHEMAS: dict[str, Any] = {
             "actual": {"oneOf": [{"type": "null"}, _ref("Hashes")]},
         }
     ),
+    "GcObject": {
+        "type": "object",
+        "required": ["kind", "name", "digest", "path", "size", "rule"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["revision", "layer", "blob"]},
+            "name": _NULLABLE_STRING,
+            "digest": _DIGEST,
+            "path": {"type": "string"},
+            "size": {"type": "integer"},
+            "rule": {"type": "string", "description": "Why it was a candidate."},
+            "reason": {"type": "string", "description": "Why a candidate was kept."},
+            "trash_id": {"type": "string", "description": "Where it went (`arca trash`)."},
+        },
+    },
+    "GcReport": _object(
+        {
+            "run_id": {"type": "string"},
+            "dry_run": {"type": "boolean"},
+            "started": {"type": "number"},
+            "finished": {"type": "number"},
+            "grace_seconds": {"type": "integer"},
+            "untagged": {"type": "string", "enum": ["keep", "delete"]},
+            "swept": {"type": "array", "items": _ref("GcObject")},
+            "kept": {"type": "array", "items": _ref("GcObject")},
+            "live": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "bytes_swept": {"type": "integer"},
+            "recovered": {"type": "integer"},
+            "trash_purged": {"type": "integer"},
+            "uploads_open": {"type": "integer"},
+            "deferred": {"type": "integer"},
+        }
+    ),
     "Verification": _object(
         {
             "name": {"type": "string"},
@@ -294,6 +326,24 @@ PATHS: dict[str, Any] = {
             "missing or differs from what the artifact says.",
             "responses": {"200": _json("Verification", "The report."), **_ERRORS},
         },
+    },
+    "/api/v1/gc": {
+        "post": {
+            "operationId": "collectGarbage",
+            "summary": "Run the garbage collector now; `dry_run=true` only reports.",
+            "description": "Swept objects go to the trash (`arca trash ls`); the report "
+            "lists every object swept and every candidate kept, with its reason "
+            "(docs/gc.md). 503 `UNAVAILABLE` while another collector runs.",
+            "parameters": [
+                {
+                    "name": "dry_run",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "boolean", "default": False},
+                }
+            ],
+            "responses": {"200": _json("GcReport", "The report of the run."), **_ERRORS},
+        }
     },
     "/api/v1/openapi.json": {
         "get": {
