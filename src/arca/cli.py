@@ -357,6 +357,40 @@ def trash_purge(
     _stderr.print(f"purged {len(purged)} items, {decimal(sum(r.size for r in purged))}")
 
 
+@app.command("scrub")
+def scrub(
+    storage: StorageDir = None,
+    config: ConfigFile = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Start over instead of resuming a stopped scrub.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Re-hash every blob; quarantine corrupt ones so they answer 404, not wrong bytes."""
+    from arca.lifecycle.scrub import Scrubber
+
+    settings = _settings(config, _storage_overrides(storage))
+    with _phases(not as_json) as progress:
+
+        async def work(registry: Any) -> Any:
+            return await Scrubber(registry, progress=progress).run(restart=restart)
+
+        try:
+            report = _offline(settings, work)
+        except Exception as error:
+            _fail(as_json, EXIT_SERVER, "STORAGE", f"scrub failed: {error}")
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for finding in report.corrupt:
+            typer.echo(f"corrupt {finding.digest} (reads as {finding.actual}), quarantined")
+        _stderr.print(
+            f"scrubbed {report.blobs} blobs, {decimal(report.bytes)}: {len(report.corrupt)} corrupt"
+        )
+    if report.corrupt:
+        raise typer.Exit(EXIT_NEGATIVE)
+
+
 # -- workflow options ------------------------------------------------------------------
 
 RegistryUrl = Annotated[

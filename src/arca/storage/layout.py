@@ -22,7 +22,7 @@ gc/deleted-tags/<alg>/<hex>/<name>/<tag>           a tag deleted from the manife
 trash/<run_id>/<item>/record                       what was swept, when, why (CBOR)
 trash/<run_id>/<item>/<n>                          the swept objects themselves
 quarantine/<alg>/<hex>/data                        a blob scrub found corrupt, moved aside
-quarantine/<alg>/<hex>/record                      what scrub found (CBOR)
+quarantine/<alg>/<hex>/record                      what scrub found (JSON)
 scrub/progress                                     the shards a scrub has finished (resume)
 auth/signing-key.pem                               token signing key, when none is configured
 auth/robots/<name>                                 a robot token: its hashed secret and grant (JSON)
