@@ -27,7 +27,7 @@ from arca.errors import (
     ChunkOutOfOrder,
     DigestInvalid,
 )
-from arca.formats.digest import Blake3Hasher, Digest, ResumableHasher, new_hasher
+from arca.formats.digest import Blake3Hasher, Digest, MultiHasher, ResumableHasher, new_hasher
 from arca.registry.blobs import BlobMeta, BlobStore
 from arca.storage import layout
 from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, PathNotFound
@@ -429,8 +429,7 @@ def _sha256_of(state: SessionState) -> Digest:
 
 
 def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> None:
-    for hasher in hashers:
-        hasher.update(block)
+    MultiHasher(hashers).update(block)
 
 
 def range_header(offset: int) -> str:
