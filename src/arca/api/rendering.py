@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,6 +50,14 @@ async def invalid_path(request: Request, exc: Exception) -> Response:
     )
 
 
+async def client_disconnected(request: Request, exc: Exception) -> Response:
+    """The client went away mid-body: ordinary, not an error. What was received and
+    made durable stays in its upload session; the answer reaches no one (uvicorn drops
+    it), so 499 is only what a log of the exchange would show, as nginx names it."""
+    log.info("client disconnected", extra={"method": request.method, "path": request.url.path})
+    return Response(status_code=499)
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
     body = {"errors": [{"code": ErrorCode.UNKNOWN.name, "message": ErrorCode.UNKNOWN.message}]}
@@ -61,6 +69,7 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_error,
     BackendUnavailable: storage_unavailable,
     InvalidPath: invalid_path,
+    ClientDisconnect: client_disconnected,
     Exception: unexpected,
 }
 
