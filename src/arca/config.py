@@ -58,6 +58,12 @@ class LimitSettings:
     # Upload sessions untouched for this long are deleted; checked this often (0: never).
     upload_expiry_seconds: int = 24 * 3600
     upload_purge_interval_seconds: int = 3600
+    # Abuse limits (docs/configuration.md, "Abuse limits"); 0 turns one off.
+    blob_max_bytes: int = 10 * 1024 * MiB
+    upload_sessions_per_repository: int = 1000
+    header_timeout_seconds: int = 20
+    body_timeout_seconds: int = 60
+    body_min_bytes_per_second: int = 1024
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,35 @@ class ManifestTooLarge(RegistryError):
         )
 
 
+class BlobTooLarge(RegistryError):
+    """413 for a blob over `limits.blob_max_bytes`, refused before (or as soon as) the
+    bytes would cross it; the code is the one an oversized manifest gets."""
+
+    code = ErrorCode.SIZE_INVALID
+    status_override = 413
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        what = "the upload" if size is None else f"a blob of {size} bytes"
+        super().__init__(
+            f"{what} would exceed the limit of {limit} bytes per blob",
+            {"size": size, "limit": limit},
+        )
+
+
+class TooManyUploads(RegistryError):
+    """429 when a repository already has `limits.upload_sessions_per_repository` open
+    upload sessions."""
+
+    code = ErrorCode.TOOMANYREQUESTS
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(
+            f"repository {name} already has {limit} open upload sessions, the limit;"
+            " finish or cancel one (DELETE its Location) before starting another",
+            {"name": name, "limit": limit},
+        )
+
+
 class NameInvalid(RegistryError):
     code = ErrorCode.NAME_INVALID
 

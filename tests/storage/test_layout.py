@@ -90,6 +90,11 @@ PINNED: dict[str, tuple[Callable[[], object], object]] = {
     "upload_state": (lambda: layout.upload_state("s1"), "uploads/s1/state"),
     "upload_data": (lambda: layout.upload_data("s1"), "uploads/s1/data"),
     "robot": (lambda: layout.robot("ci"), "auth/robots/ci"),
+    "upload_markers": (lambda: layout.upload_markers("team/app"), "repositories/team/app/_uploads"),
+    "upload_marker": (
+        lambda: layout.upload_marker("team/app", "s1"),
+        "repositories/team/app/_uploads/s1",
+    ),
     "gc_lease": (layout.gc_lease, "gc/lease"),
     "gc_lease_epoch": (lambda: layout.gc_lease_epoch(7), "gc/lease/000000000007"),
     "gc_sweeping": (layout.gc_sweeping, "gc/sweeping"),

@@ -47,7 +47,9 @@ class UploadStartEndpoint(HTTPEndpoint):
                 return _created(request, name, digest)
         elif "digest" in request.query_params:
             digest = _http.query_digest(request)
-            await registry.uploads.monolithic(name, digest, _http.body(request))
+            await registry.uploads.monolithic(
+                name, digest, _http.body(request), _http.content_length(request)
+            )
             return _created(request, name, digest)
         status = await registry.uploads.start(name)
         response = _progress(request, name, status, 202)

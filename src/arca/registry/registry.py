@@ -20,7 +20,12 @@ class Registry:
         self.settings = settings
         self.reuse = Reuse(driver, settings.gc.grace_seconds)
         self.blobs = BlobStore(driver, self.reuse)
-        self.uploads = UploadStore(driver, self.blobs)
+        self.uploads = UploadStore(
+            driver,
+            self.blobs,
+            max_blob_bytes=settings.limits.blob_max_bytes,
+            sessions_per_repository=settings.limits.upload_sessions_per_repository,
+        )
         self.tags = TagStore(driver)
         self.referrers = ReferrerStore(driver)
         self.manifests = ManifestStore(

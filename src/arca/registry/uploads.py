@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import cbor2
 
 from arca.errors import (
+    BlobTooLarge,
     BlobUploadInvalid,
     BlobUploadUnknown,
     ChunkOutOfOrder,
@@ -29,6 +30,7 @@ from arca.errors import (
 )
 from arca.formats.digest import Blake3Hasher, Digest, MultiHasher, ResumableHasher, new_hasher
 from arca.registry.blobs import BlobMeta, BlobStore
+from arca.registry.upload_limits import OpenSessions
 from arca.storage import layout
 from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, PathNotFound
 
@@ -82,12 +84,30 @@ class _Live:
 
 
 class UploadStore:
-    def __init__(self, driver: Driver, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        blobs: BlobStore,
+        *,
+        max_blob_bytes: int = 0,
+        sessions_per_repository: int = 0,
+    ) -> None:
+        """`max_blob_bytes` and `sessions_per_repository` are the abuse limits
+        (0: none): a blob is refused before a byte past the first would be stored."""
         self._driver = driver
         self._blobs = blobs
         self._live: dict[str, _Live] = {}
+        self._max_blob_bytes = max_blob_bytes
+        self._open_sessions = OpenSessions(driver, sessions_per_repository)
 
     async def start(self, name: str) -> UploadStatus:
+        """Open a chunked session: counted against the repository's session limit."""
+        await self._open_sessions.admit(name)
+        status = await self._begin(name)
+        await self._open_sessions.opened(name, status.session_id)
+        return status
+
+    async def _begin(self, name: str) -> UploadStatus:
         session_id = uuid.uuid4().hex
         # The data object is created with the first bytes (`_open`): a session that
         # is closed at once (an empty blob, a monolithic PUT) costs one write less.
@@ -113,6 +133,7 @@ class UploadStore:
         async with self._exclusive(session_id):
             state = await self._load(name, session_id)
             self._check_start(session_id, state, start)
+            body = self._capped(body, state.offset, length)
             writer, state = await self._open(session_id, state)
             state = await self._receive(session_id, state, writer, body, length)
             return UploadStatus(session_id, state.offset)
@@ -133,6 +154,7 @@ class UploadStore:
             try:
                 if body is not None:
                     self._check_start(session_id, state, start)
+                    body = self._capped(body, state.offset, length)
                     state = await self._receive(
                         session_id, state, writer, body, length, closing=True
                     )
@@ -163,11 +185,16 @@ class UploadStore:
             await self._forget(session_id)
             return digest
 
-    async def monolithic(self, name: str, digest: Digest, body: AsyncIterator[bytes]) -> Digest:
-        """POST ?digest=: a whole blob in one request (a session that lives one request)."""
-        status = await self.start(name)
+    async def monolithic(
+        self, name: str, digest: Digest, body: AsyncIterator[bytes], length: int | None = None
+    ) -> Digest:
+        """POST ?digest=: a whole blob in one request (a session that lives one request,
+        so not counted against the session limit)."""
+        if self._max_blob_bytes and length is not None and length > self._max_blob_bytes:
+            raise BlobTooLarge(length, self._max_blob_bytes)
+        status = await self._begin(name)
         try:
-            return await self.finish(name, status.session_id, digest, body)
+            return await self.finish(name, status.session_id, digest, body, length=length)
         except BaseException:
             await self._forget(status.session_id)
             raise
@@ -270,6 +297,19 @@ class UploadStore:
         if state.name != name:
             raise BlobUploadUnknown(session_id)
         return state
+
+    def _capped(
+        self, body: AsyncIterator[bytes], offset: int, length: int | None
+    ) -> AsyncIterator[bytes]:
+        """`body`, refused at once when its Content-Length would take the blob past
+        the limit, else stopped before the first chunk that would (the blocks stored
+        until then stay in the session, as after any interrupted chunk)."""
+        limit = self._max_blob_bytes
+        if not limit:
+            return body
+        if length is not None and offset + length > limit:
+            raise BlobTooLarge(offset + length, limit)
+        return _limited(body, limit - offset, limit)
 
     @staticmethod
     def _check_start(session_id: str, state: SessionState, start: int | None) -> None:
@@ -430,6 +470,14 @@ def _sha256_of(state: SessionState) -> Digest:
 
 def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> None:
     MultiHasher(hashers).update(block)
+
+
+async def _limited(body: AsyncIterator[bytes], room: int, limit: int) -> AsyncIterator[bytes]:
+    async for chunk in body:
+        room -= len(chunk)
+        if room < 0:
+            raise BlobTooLarge(None, limit)
+        yield chunk
 
 
 def range_header(offset: int) -> str:

@@ -11,6 +11,7 @@ repositories/<name>/_referrers/<alg>/<subject-hex>/<alg>-<referrer-hex>  descrip
 repositories/<name>/_index/entries/<key>           artifact index: one record per artifact
 repositories/<name>/_index/labels/<label>/<value>/<key>     the same record, per label
 repositories/<name>/_index/digests/<alg>-<hex>     the same record, by manifest digest
+repositories/<name>/_uploads/<session_id>          marker: a session opened for this repository
 uploads/<session_id>/state                         session state (CBOR)
 uploads/<session_id>/data                          bytes received so far
 gc/lease/<epoch>                                   the collector's lease; highest epoch holds it
@@ -64,6 +65,7 @@ LAYERS_DIR = "_layers"
 MANIFESTS_DIR = "_manifests"
 REFERRERS_DIR = "_referrers"
 INDEX_DIR = "_index"
+UPLOADS_DIR = "_uploads"
 
 INDEX_KEY_MAX_CREATED = 253402300799
 """9999-12-31T23:59:59Z, the latest `created` the artifact format allows."""
@@ -365,3 +367,13 @@ AUTH_ROBOTS = f"{AUTH}/robots"
 
 def robot(name: str) -> str:
     return f"{AUTH_ROBOTS}/{name}"
+
+
+def upload_markers(name: str) -> str:
+    """One empty object per upload session opened for `name` (the per-repository
+    session limit counts them; they may outlive their session, see registry/upload_limits.py)."""
+    return f"{repository(name)}/{UPLOADS_DIR}"
+
+
+def upload_marker(name: str, session_id: str) -> str:
+    return f"{upload_markers(name)}/{session_id}"
