@@ -87,6 +87,8 @@ def serve(
     """Serve the OCI distribution API (defaults: 127.0.0.1:5000, storage in ./data)."""
     import uvicorn
 
+    from arca.serving import guarded_protocol
+
     overrides = _storage_overrides(storage)
     if host is not None:
         overrides["ARCA_SERVER_HOST"] = host
@@ -106,7 +108,12 @@ def serve(
         port=settings.server.port,
         workers=settings.server.workers,
         log_level=settings.server.log_level,
-        http="httptools",
+        # httptools with the header and body timeouts uvicorn lacks (arca/serving.py).
+        http=guarded_protocol(  # type: ignore[arg-type]
+            settings.limits.header_timeout_seconds,
+            settings.limits.body_timeout_seconds,
+            settings.limits.body_min_bytes_per_second,
+        ),
         loop="uvloop",
         access_log=False,
         server_header=False,
