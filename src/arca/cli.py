@@ -16,17 +16,20 @@ With `--json`, stdout carries one JSON document and nothing else (an error too, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import (
@@ -46,6 +49,38 @@ if TYPE_CHECKING:
     from arca.client.aio import PushOptions
     from arca.client.sync import ArcaClient
 
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH"}
+
+
+def _help_without_python_types() -> None:
+    """typer 0.29 shows each value's Python annotation in help (`<str>`, `<list[Path]>`,
+    `<bool>` for a flag); people read `--tag TAG`, `--timeout SECONDS [default: 300.0]`.
+    So: an option shows its metavar, else click's type name (TEXT, INTEGER); a flag
+    nothing; an argument its name only, and usage lines read `TARGET PATHS...`, not
+    `{TARGET} {paths}...`. tests/cli/test_manners.py checks every command's help."""
+    core = typer.core
+
+    def option_type(self: Any, ctx: Any) -> str | None:
+        if self.metavar is not None:
+            return str(self.metavar) or None
+        if self.is_flag:
+            return None
+        bare = str(self.bare_type()).removeprefix("list[").removesuffix("]")
+        return _TYPE_NAMES.get(bare, "VALUE")
+
+    def usage_name(self: Any) -> str:
+        name = str(self.metavar or self.name).upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    core.TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
+    core.TyperOption.display_type = option_type  # type: ignore[method-assign,assignment]
+    core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    core.TyperArgument.display_type = lambda self, ctx: ""  # type: ignore[method-assign]
+    core.TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_help_without_python_types()
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="arca, an OCI artifact registry")
 index_app = typer.Typer(no_args_is_help=True, help="The artifact index behind `arca ls`.")
 app.add_typer(index_app, name="index")
@@ -181,10 +216,10 @@ def index_rebuild(
         return
     for report in reports:
         typer.echo(
-            f"{report['name']}: {report['entries']} artifacts indexed,"
-            f" {report['removed']} stale objects removed"
+            f"{report['name']}: {_plural(report['entries'], 'artifact')} indexed,"
+            f" {_plural(report['removed'], 'stale object')} removed"
         )
-    _stderr.print(f"rebuilt the index of {len(reports)} repositories")
+    _stderr.print(f"rebuilt the index of {_plural(len(reports), 'repository', 'repositories')}")
 
 
 # -- lifecycle: gc, trash, scrub (against storage, like `index rebuild`) ---------------
@@ -403,8 +438,16 @@ def scrub(
 RegistryUrl = Annotated[
     str,
     typer.Option(
-        envvar="ARCA_REGISTRY", help="The registry's URL.", show_default=True, metavar="URL"
+        envvar="ARCA_REGISTRY",
+        help="The registry: a URL, or HOST:PORT as oras and skopeo take it (http for a"
+        " loopback address, https otherwise).",
+        show_default=True,
+        metavar="URL",
     ),
+]
+PlainHttp = Annotated[
+    bool,
+    typer.Option("--plain-http", help="Use http for a HOST:PORT registry that is not loopback."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")]
 LabelOption = Annotated[
@@ -413,7 +456,23 @@ LabelOption = Annotated[
         "--label", "-l", help="KEY=VALUE; repeatable, all must match.", metavar="KEY=VALUE"
     ),
 ]
-Timeout = Annotated[float, typer.Option(help="Seconds to wait on the registry.")]
+Timeout = Annotated[float, typer.Option(help="Seconds to wait on the registry.", metavar="SECONDS")]
+Since = Annotated[
+    str | None,
+    typer.Option(
+        help="Only artifacts created at or after WHEN: a duration ago (30m, 12h, 7d, 2w)"
+        " or an ISO 8601 time (UTC unless an offset is given).",
+        metavar="WHEN",
+    ),
+]
+Until = Annotated[
+    str | None,
+    typer.Option(help="Only artifacts created at or before WHEN (as --since).", metavar="WHEN"),
+]
+
+_DURATION = re.compile(r"(\d{1,9})([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 def _labels(values: list[str] | None) -> dict[str, str]:
@@ -440,29 +499,53 @@ def _labels(values: list[str] | None) -> dict[str, str]:
 
 
 def _target(value: str, *, reference: bool | None, hint: str = "TARGET") -> tuple[str, str | None]:
-    """NAME, NAME:TAG or NAME@DIGEST. `reference`: True required, False refused."""
-    from arca.errors import RegistryError
-    from arca.formats.digest import Digest
-    from arca.formats.reference import validate_name, validate_tag
+    """NAME, NAME:TAG, NAME@DIGEST or NAME@<short digest>. `reference`: True required,
+    False refused. A short digest comes back as `sha256:<prefix>` (see `_resolved`)."""
+    from arca.client.errors import UsageError
+    from arca.client.reference import ArtifactRef
 
-    name, at, digest = value.partition("@")
-    tag = None
-    if not at and ":" in name.rsplit("/", 1)[-1]:
-        name, _, tag = name.rpartition(":")
     try:
-        validate_name(name)
-        if tag is not None:
-            validate_tag(tag)
-        if at:
-            Digest.parse(digest)
-    except RegistryError as error:
+        ref = ArtifactRef.parse(value, default_tag="")
+    except UsageError as error:
         raise typer.BadParameter(error.message, param_hint=hint) from None
-    found = digest if at else tag
+    found = ref.digest or ref.tag or None
+    if ref.digest is not None and ref.is_short and not ref.digest.startswith("sha256:"):
+        found = f"sha256:{ref.digest}"
     if reference and found is None:
         raise typer.BadParameter(f"{value!r} names no artifact: add :TAG or @DIGEST")
     if reference is False and found is not None:
         raise typer.BadParameter(f"{value!r}: give a repository name only")
-    return name, found
+    return ref.name, found
+
+
+def _registry_url(value: str, plain_http: bool) -> str:
+    """A URL as it is; HOST[:PORT] as oras, skopeo and crane take it: http for loopback
+    (127.0.0.0/8, ::1, localhost) or with --plain-http, https otherwise."""
+    import ipaddress
+
+    if "://" in value:
+        return value
+    host = value.split("/", 1)[0]
+    hostname = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    try:
+        loopback = ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        loopback = hostname.lower() in _LOOPBACK_NAMES
+    return f"{'http' if plain_http or loopback else 'https'}://{value}"
+
+
+def _when(value: str | None, hint: str) -> datetime | None:
+    """A duration ago (`30m`, `12h`, `7d`, `2w`) or an ISO 8601 time (UTC by default)."""
+    if value is None:
+        return None
+    match = _DURATION.fullmatch(value)
+    if match is not None:
+        return datetime.now(UTC) - timedelta(seconds=int(match[1]) * _DURATION_UNITS[match[2]])
+    return _time(value, hint)
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {plural or word + 's'}"
 
 
 @contextmanager
@@ -480,6 +563,8 @@ def _errors(as_json: bool) -> Iterator[None]:
         _fail(as_json, EXIT_NEGATIVE, "UNSAFE_ARTIFACT", error.message)
     except errors.LocalFileError as error:
         _fail(as_json, EXIT_USAGE, "LOCAL_FILE", error.message)
+    except errors.TagExists as error:
+        _fail(as_json, EXIT_USAGE, "TAG_EXISTS", error.message)
     except errors.RequestRejected as error:
         _fail(as_json, EXIT_USAGE, error.code, error.message)
     except errors.UsageError as error:
@@ -504,11 +589,25 @@ def _print_json(document: object) -> None:
     sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+class _Bars:
+    """Rich progress bars on stderr, one per phase, fed by (done, total) callbacks;
+    nothing at all when they are off (`--json`, or stderr is not a terminal)."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+
+    def phase(self, description: str) -> Callable[[int, int], None] | None:
+        bar = self._progress
+        if bar is None:
+            return None
+        task = bar.add_task(description, total=None)
+        return lambda done, total: bar.update(task, completed=done, total=total)
+
+
 @contextmanager
-def _progress(enabled: bool, description: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr, fed by the client's (done, total) callback."""
-    if not enabled:
-        yield None
+def _progress(enabled: bool) -> Iterator[_Bars]:
+    if not enabled or not _stderr.is_terminal:
+        yield _Bars(None)
         return
     columns = (
         TextColumn("{task.description}"),
@@ -518,18 +617,15 @@ def _progress(enabled: bool, description: str) -> Iterator[Callable[[int, int], 
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=_stderr, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+        yield _Bars(bar)
 
 
-def _time(value: str) -> datetime:
+def _time(value: str, hint: str = "--created") -> datetime:
     """ISO 8601; without an offset it is UTC, so a CI script means the same anywhere."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 time", param_hint="--created"
-        ) from None
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=hint) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -540,37 +636,109 @@ def _client(registry: str, timeout: float) -> ArcaClient:
     return ArcaClient(registry, timeout=timeout)
 
 
+def _connect(registry: str, plain_http: bool, timeout: float) -> ArcaClient:
+    return _client(_registry_url(registry, plain_http), timeout)
+
+
+def _resolved(client: ArcaClient, name: str, reference: str) -> str:
+    """A short digest completed by the registry; a tag or full digest as it is."""
+    from arca.client.reference import SHORT_DIGEST, ArtifactRef
+
+    if reference.startswith("sha256:") and SHORT_DIGEST.fullmatch(reference):
+        return client.resolve(ArtifactRef(name, digest=reference)).reference
+    return reference
+
+
+def _paths_and_types(values: list[str]) -> tuple[list[Path], dict[str, str]]:
+    """PATH or FILE:TYPE (as oras takes a file's media type); {artifact path: type}."""
+    from arca.client._files import MEDIA_TYPE
+
+    paths: list[Path] = []
+    types: dict[str, str] = {}
+    for value in values:
+        path = Path(value)
+        if not path.exists() and ":" in value:
+            file, _, media_type = value.rpartition(":")
+            if Path(file).is_file() and MEDIA_TYPE.fullmatch(media_type):
+                path = Path(file)
+                types[path.name] = media_type
+        if not path.exists():
+            raise typer.BadParameter(f"{value}: no such file or directory", param_hint="PATHS")
+        paths.append(path)
+    return paths, types
+
+
 # -- workflow commands -----------------------------------------------------------------
 
 
 @app.command()
 def push(
-    target: Annotated[str, typer.Argument(help="NAME or NAME:TAG.", metavar="TARGET")],
-    paths: Annotated[list[Path], typer.Argument(help="Files, or one directory.")],
+    target: Annotated[
+        str, typer.Argument(help="NAME or NAME:TAG (no tag: one is generated).", metavar="TARGET")
+    ],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files (FILE or FILE:MEDIA_TYPE), or one directory.", metavar="PATHS"),
+    ],
     label: LabelOption = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Another tag (repeatable).")] = None,
-    title: Annotated[str | None, typer.Option(help="Artifact name (default: NAME).")] = None,
-    version: Annotated[str | None, typer.Option(help="Artifact version (default: TAG).")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Another tag (repeatable).", metavar="TAG")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Move a tag that already names another artifact.")
+    ] = False,
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            help="The artifact this one is about (NAME@DIGEST or @DIGEST in the same"
+            " repository): a report, SBOM or verdict listed by `arca referrers`.",
+            metavar="REF",
+        ),
+    ] = None,
+    artifact_type: Annotated[
+        str | None,
+        typer.Option(help="The manifest's artifactType (default: arca's).", metavar="TYPE"),
+    ] = None,
+    title: Annotated[
+        str | None, typer.Option(help="Artifact name (default: NAME).", metavar="TEXT")
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            help="Artifact version (default: TAG; none for a generated tag).", metavar="TEXT"
+        ),
+    ] = None,
     created: Annotated[
         str | None,
         typer.Option(
             help="Creation time, ISO 8601 (default: now; UTC unless an offset is given);"
-            " it orders `ls` and `latest`."
+            " it orders `ls` and `latest`.",
+            metavar="TIME",
         ),
     ] = None,
-    metadata: Annotated[str | None, typer.Option(help="Free metadata, as JSON.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help="Free metadata, as JSON.", metavar="JSON")
+    ] = None,
     registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
     timeout: Timeout = 300.0,
     as_json: Json = False,
 ) -> None:
-    """Push files (or a directory's files) as one artifact, with labels."""
+    """Push files, or a directory kept whole (empty directories, executable bits, symlinks),
+    as one artifact with labels.
+
+    Without a tag the artifact is tagged [<template_id>-]<UTC time>-<12 hex of its
+    digest>. A tag already naming another artifact is refused unless --force."""
     name, tag_ = _target(target, reference=None)
     if tag_ is not None and ":" in tag_:
         raise typer.BadParameter("push to NAME or NAME:TAG; the digest is computed")
     labels = _labels(label)
-    directory = len(paths) == 1 and paths[0].is_dir()
-    if not directory and any(path.is_dir() for path in paths):
+    local, media_types = _paths_and_types(paths)
+    directory = len(local) == 1 and local[0].is_dir()
+    if not directory and any(path.is_dir() for path in local):
         raise typer.BadParameter("give files, or one directory alone", param_hint="PATHS")
+    if directory and media_types:
+        raise typer.BadParameter("FILE:TYPE names a file, not a directory", param_hint="PATHS")
     try:
         meta = None if metadata is None else json.loads(metadata)
     except ValueError as error:
@@ -578,24 +746,38 @@ def push(
     options: PushOptions = {
         "tag": tag_,
         "tags": tag or (),
+        "generate_tag": tag_ is None,
+        "force": force,
         "labels": labels,
         "title": title,
         "version": version,
         "created": None if created is None else _time(created),
         "metadata": meta,
+        "subject": None
+        if subject is None
+        else (f"{name}{subject}" if subject.startswith("@") else subject),
+        "artifact_type": artifact_type,
     }
     with (
         _errors(as_json),
-        _client(registry, timeout) as client,
-        _progress(not as_json, f"push {target}") as progress,
+        _connect(registry, plain_http, timeout) as client,
+        _progress(not as_json) as bars,
     ):
-        options["progress"] = progress
+        options["hash_progress"] = bars.phase(f"hashing {target}")
         if directory:
-            result = client.push_directory(name, paths[0], **options)
+            prepared = client.prepare_directory(name, local[0], **options)
         else:
-            result = client.push_files(name, paths, **options)
+            prepared = client.prepare_files(name, local, media_types=media_types, **options)
+        prepared = dataclasses.replace(prepared, progress=bars.phase(f"push {name}"))
+        result = client.push_prepared(prepared)
     files: list[dict[str, Any]] = [
-        {"path": f.path, "size": f.size, "sha256": str(f.sha256), "blake3": str(f.blake3)}
+        {
+            "path": f.path,
+            "media_type": f.media_type,
+            "size": f.size,
+            "sha256": str(f.sha256),
+            "blake3": str(f.blake3),
+        }
         for f in result.artifact.files
     ]
     if as_json:
@@ -613,35 +795,67 @@ def push(
         return
     size = sum(f["size"] for f in files)
     typer.echo(f"{name}@{result.digest}")
+    tags = f"; {'tag' if len(result.tags) == 1 else 'tags'} {', '.join(result.tags)}"
     _stderr.print(
-        f"pushed {len(files)} files ({decimal(size)}): {result.uploaded} uploaded,"
-        f" {result.skipped} already there"
-        + (f"; tags {', '.join(result.tags)}" if result.tags else ""),
+        f"pushed {_plural(len(files), 'file')} ({decimal(size)}): {result.uploaded} uploaded,"
+        f" {result.skipped} already there" + (tags if result.tags else ""),
         markup=False,
     )
 
 
 @app.command()
 def pull(
-    target: Annotated[str, typer.Argument(help="NAME:TAG, NAME@DIGEST, or NAME with --label.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write to.")] = Path(),
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="NAME:TAG, NAME@DIGEST (12 hex digits as `ls` prints do), or NAME with --label.",
+            metavar="TARGET",
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory to write to.", metavar="DIR")
+    ] = Path(),
+    to_stdout: Annotated[
+        bool,
+        typer.Option(
+            "--stdout",
+            help="Write one file's bytes to stdout (the only file, or --path); checked as"
+            " it streams: on a mismatch the exit code is 1 and what was written is bad.",
+        ),
+    ] = False,
+    path: Annotated[
+        str | None, typer.Option(help="The file to write with --stdout.", metavar="PATH")
+    ] = None,
     label: LabelOption = None,
     registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
     timeout: Timeout = 300.0,
     as_json: Json = False,
 ) -> None:
-    """Download an artifact's files, each checked (sha256, blake3) as it arrives.
+    """Download an artifact's files, each checked (sha256, blake3) as it arrives; a
+    directory comes back whole.
 
     Without a reference, the newest artifact carrying every --label."""
     name, reference = _target(target, reference=None)
     labels = _labels(label)
-    with _errors(as_json), _client(registry, timeout) as client:
+    if to_stdout and as_json:
+        raise typer.BadParameter("--stdout writes the file itself; it cannot be --json")
+    if path is not None and not to_stdout:
+        raise typer.BadParameter("--path chooses the file for --stdout", param_hint="--path")
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
         if reference is None:
             reference = client.latest(name, labels).digest
         elif labels:
             raise typer.BadParameter("give a reference or --label, not both")
-        with _progress(not as_json, f"pull {name}") as progress:
-            result = client.pull(name, reference, output, progress=progress)
+        reference = _resolved(client, name, reference)
+        if to_stdout:
+            out = sys.stdout.buffer
+            one = client.pull_file_to(name, reference, out.write, path=path)
+            out.flush()
+            _stderr.print(f"pulled {one.path} of {name}@{reference}", markup=False)
+            return
+        with _progress(not as_json) as bars:
+            result = client.pull(name, reference, output, progress=bars.phase(f"pull {name}"))
     files = [
         {"path": f.path, "written_to": str(p), "size": f.size, "sha256": str(f.sha256)}
         for f, p in zip(result.artifact.files, result.paths, strict=True)
@@ -651,39 +865,76 @@ def pull(
         return
     for file in files:
         typer.echo(file["written_to"])
-    _stderr.print(f"pulled {name}@{result.digest}: {len(files)} files", markup=False)
+    extras = [
+        _plural(count, word, plural)
+        for count, word, plural in (
+            (len(result.artifact.directories), "directory", "directories"),
+            (len(result.artifact.links), "link", None),
+        )
+        if count
+    ]
+    _stderr.print(
+        f"pulled {name}@{result.digest}: {_plural(len(files), 'file')}"
+        + (f" ({', '.join(extras)})" if extras else ""),
+        markup=False,
+    )
 
 
 @app.command("ls")
 def list_artifacts(
-    name: Annotated[str, typer.Argument(help="Repository name.")],
+    name: Annotated[str, typer.Argument(help="Repository name.", metavar="NAME")],
     label: LabelOption = None,
+    since: Since = None,
+    until: Until = None,
     limit: Annotated[
-        int, typer.Option(min=1, help="Most artifacts to show (with --all: per request).")
+        int,
+        typer.Option(min=1, help="Most artifacts to show (with --all: per request).", metavar="N"),
     ] = 100,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
-    cursor: Annotated[str | None, typer.Option(help="Start after this page cursor.")] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="Start after this page cursor.", metavar="CURSOR")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show each artifact's files too.")
+    ] = False,
     registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
     timeout: Timeout = 60.0,
     as_json: Json = False,
 ) -> None:
-    """List a repository's artifacts, newest first, filtered by labels."""
+    """List a repository's artifacts, newest first, filtered by labels and creation time.
+
+    Marks: `run` is the last run (the newest artifact matching the filters), `pass` the
+    last pass (the newest of those with status=pass)."""
     _target(name, reference=False, hint="NAME")
     labels = _labels(label)
-    with _errors(as_json), _client(registry, timeout) as client:
+    window = {"since": _when(since, "--since"), "until": _when(until, "--until")}
+    records: dict[str, Any] = {}
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
         if all_pages:
-            found = list(client.iter_artifacts(name, labels, page_size=min(limit, 1000)))
+            found = list(client.iter_artifacts(name, labels, page_size=min(limit, 1000), **window))
             next_cursor = None
         else:
-            page = client.list(name, labels, limit=limit, cursor=cursor)
+            page = client.list(name, labels, limit=limit, cursor=cursor, **window)
             found, next_cursor = page.artifacts, page.cursor
+        marks = _marks(client, name, labels, window, found, first_page=cursor is None)
+        if verbose:
+            records = {a.digest: client.get(name, a.digest) for a in found}
+    count, size = len(found), sum(artifact.size for artifact in found)
     if as_json:
+        listed = []
+        for artifact in found:
+            entry = dict(artifact.raw)
+            entry["marks"] = marks.get(artifact.digest, [])
+            if verbose:
+                entry["files"] = [dict(f) for f in records[artifact.digest].raw["files"]]
+            listed.append(entry)
         _print_json(
-            {"name": name, "artifacts": [dict(a.raw) for a in found], "cursor": next_cursor}
+            {"name": name, "artifacts": listed, "cursor": next_cursor, "count": count, "size": size}
         )
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("CREATED", "DIGEST", "TAGS", "LABELS", "SIZE", "FILES"):
+    for column in ("CREATED", "DIGEST", "TAGS", "LABELS", "SIZE", "FILES", "MARK"):
         table.add_column(column, no_wrap=column != "LABELS")
     for artifact in found:
         table.add_row(
@@ -693,26 +944,78 @@ def list_artifacts(
             " ".join(f"{k}={v}" for k, v in artifact.labels.items()),
             decimal(artifact.size),
             str(artifact.file_count),
+            ",".join(marks.get(artifact.digest, [])),
         )
+        if verbose:
+            for file in records[artifact.digest].files:
+                table.add_row("", "", f"  {file.path}", file.media_type, decimal(file.size), "", "")
     # Not a terminal: wide enough that no column is cut (scripts should use --json).
-    Console(width=None if sys.stdout.isatty() else 200).print(table, markup=False, highlight=False)
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    out.print(table, markup=False, highlight=False)
+    shown = f"{_plural(count, 'artifact')}, {decimal(size)}"
+    out.print(
+        shown + (" on this page" if next_cursor else "") + _legend(marks),
+        markup=False,
+        highlight=False,
+    )
     if next_cursor:
         _stderr.print(f"more: --cursor {next_cursor}", markup=False)
 
 
+_MARKS = {"run": "last run", "pass": "last pass (status=pass)"}
+"""Row marks of `arca ls`, in legend order; pins will add theirs here."""
+
+
+def _marks(
+    client: ArcaClient,
+    name: str,
+    labels: dict[str, str],
+    window: dict[str, datetime | None],
+    found: list[Any],
+    *,
+    first_page: bool,
+) -> dict[str, list[str]]:
+    """Digest → marks for the listed artifacts (at most two requests more)."""
+    from arca.client.errors import NotFound
+
+    marks: dict[str, list[str]] = {}
+    if not found:
+        return marks
+    newest = found[0].digest if first_page else None
+    if newest is None:
+        with contextlib.suppress(NotFound):
+            newest = client.latest(name, labels, **window).digest
+    if newest is not None:
+        marks.setdefault(newest, []).append("run")
+    if labels.get("status", "pass") == "pass":
+        with contextlib.suppress(NotFound):
+            passed = client.latest(name, {**labels, "status": "pass"}, **window).digest
+            marks.setdefault(passed, []).append("pass")
+    return marks
+
+
+def _legend(marks: dict[str, list[str]]) -> str:
+    used = {mark for row in marks.values() for mark in row}
+    return "".join(f"; {mark}: {meaning}" for mark, meaning in _MARKS.items() if mark in used)
+
+
 @app.command()
 def latest(
-    name: Annotated[str, typer.Argument(help="Repository name.")],
+    name: Annotated[str, typer.Argument(help="Repository name.", metavar="NAME")],
     label: LabelOption = None,
+    since: Since = None,
+    until: Until = None,
     registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
     timeout: Timeout = 60.0,
     as_json: Json = False,
 ) -> None:
     """The newest artifact carrying every --label (exit 1 if there is none)."""
     _target(name, reference=False, hint="NAME")
     labels = _labels(label)
-    with _errors(as_json), _client(registry, timeout) as client:
-        found = client.latest(name, labels)
+    window = {"since": _when(since, "--since"), "until": _when(until, "--until")}
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
+        found = client.latest(name, labels, **window)
     if as_json:
         _print_json(dict(found.raw))
         return
@@ -725,16 +1028,17 @@ def latest(
 
 @app.command()
 def show(
-    target: Annotated[str, typer.Argument(help="NAME:TAG or NAME@DIGEST.")],
+    target: Annotated[str, typer.Argument(help="NAME:TAG or NAME@DIGEST.", metavar="TARGET")],
     registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
     timeout: Timeout = 60.0,
     as_json: Json = False,
 ) -> None:
     """One artifact's record: tags, digests, labels, files, size, created time."""
     name, reference = _target(target, reference=True)
     assert reference is not None
-    with _errors(as_json), _client(registry, timeout) as client:
-        record = client.get(name, reference)
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
+        record = client.get(name, _resolved(client, name, reference))
     if as_json:
         _print_json(dict(record.raw))
         return
@@ -742,16 +1046,19 @@ def show(
     typer.echo(f"  created  {record.created.isoformat()} ({record.created_source})")
     typer.echo(f"  tags     {', '.join(record.tags) or '-'}")
     typer.echo(f"  labels   {' '.join(f'{k}={v}' for k, v in record.labels.items()) or '-'}")
-    typer.echo(f"  size     {decimal(record.size)} in {len(record.files)} files")
+    typer.echo(f"  size     {decimal(record.size)} in {_plural(len(record.files), 'file')}")
     for file in record.files:
         typer.echo(f"    {file.path}  {decimal(file.size)}  {file.sha256}")
 
 
 @app.command()
 def verify(
-    target: Annotated[str, typer.Argument(help="NAME:TAG, NAME@DIGEST, or NAME (+ --label).")],
+    target: Annotated[
+        str, typer.Argument(help="NAME:TAG, NAME@DIGEST, or NAME (+ --label).", metavar="TARGET")
+    ],
     label: LabelOption = None,
     registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
     timeout: Timeout = 600.0,
     as_json: Json = False,
 ) -> None:
@@ -762,9 +1069,9 @@ def verify(
     labels = _labels(label)
     if reference is not None and labels:
         raise typer.BadParameter("give a reference or --label, not both")
-    with _errors(as_json), _client(registry, timeout) as client:
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
         if reference is not None:
-            digests = [reference]
+            digests = [_resolved(client, name, reference)]
         else:
             digests = [a.digest for a in client.iter_artifacts(name, labels, page_size=1000)]
         results = [client.verify(name, digest) for digest in digests]
@@ -776,41 +1083,187 @@ def verify(
     else:
         for result in results:
             if result.ok:
-                typer.echo(f"ok      {name}@{result.digest} ({len(result.checks)} blobs)")
+                blobs = _plural(len(result.checks), "blob")
+                typer.echo(f"ok      {name}@{result.digest} ({blobs})")
                 continue
             typer.echo(f"FAILED  {name}@{result.digest}")
             for line in result.failures:
                 typer.echo(f"  {line}")
         if not ok:
             failed = sum(not result.ok for result in results)
-            _stderr.print(f"verification failed: {failed} of {len(results)} artifacts")
+            _stderr.print(f"verification failed: {failed} of {_plural(len(results), 'artifact')}")
     raise typer.Exit(EXIT_OK if ok else EXIT_NEGATIVE)
 
 
 @app.command("rm")
 def remove(
-    target: Annotated[str, typer.Argument(help="NAME:TAG or NAME@DIGEST, or NAME with --label.")],
+    target: Annotated[
+        str,
+        typer.Argument(help="NAME:TAG or NAME@DIGEST, or NAME with --label.", metavar="TARGET"),
+    ],
     label: LabelOption = None,
+    since: Since = None,
+    until: Until = None,
     registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
     timeout: Timeout = 300.0,
     as_json: Json = False,
 ) -> None:
-    """Delete one artifact (and every tag on it), or every artifact carrying all --label."""
+    """Delete artifacts: the manifest and every tag on it (NAME:TAG deletes the artifact
+    that tag names, not just the tag: `arca untag` removes one tag only).
+
+    With --label: every artifact carrying all the labels (and created in --since/--until)."""
     name, reference = _target(target, reference=None)
     labels = _labels(label)
     if (reference is None) == (not labels):
         raise typer.BadParameter("give NAME:TAG or NAME@DIGEST, or NAME with --label")
-    with _errors(as_json), _client(registry, timeout) as client:
+    if reference is not None and (since or until):
+        raise typer.BadParameter("--since and --until go with --label")
+    window = {"since": _when(since, "--since"), "until": _when(until, "--until")}
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
         if reference is not None:
-            deleted = [client.delete(name, reference)]
+            deleted = [client.delete(name, _resolved(client, name, reference))]
         else:
-            deleted = client.delete_by_label(name, labels)
+            deleted = client.delete_by_label(name, labels, **window)
     if as_json:
         _print_json({"name": name, "deleted": deleted})
         return
     for digest in deleted:
         typer.echo(f"{name}@{digest}")
-    _stderr.print(f"deleted {len(deleted)} artifacts", markup=False)
+    _stderr.print(f"deleted {_plural(len(deleted), 'artifact')}", markup=False)
+
+
+@app.command("tag")
+def tag_artifact(
+    source: Annotated[
+        str, typer.Argument(help="NAME:TAG or NAME@DIGEST to tag.", metavar="SOURCE")
+    ],
+    new_tags: Annotated[list[str], typer.Argument(help="The new tags.", metavar="TAGS")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Move a tag that already names another artifact.")
+    ] = False,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
+    timeout: Timeout = 60.0,
+    as_json: Json = False,
+) -> None:
+    """Give an artifact more tags (as `oras tag` does; the digest does not change)."""
+    from arca.errors import RegistryError
+    from arca.formats.reference import validate_tag
+
+    name, reference = _target(source, reference=True, hint="SOURCE")
+    assert reference is not None
+    for new in new_tags:
+        try:
+            validate_tag(new)
+        except RegistryError as error:
+            raise typer.BadParameter(error.message, param_hint="TAGS") from None
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
+        reference = _resolved(client, name, reference)
+        digest = ""
+        for new in new_tags:
+            digest = client.tag(name, reference, new, force=force)
+    if as_json:
+        _print_json({"name": name, "digest": digest, "tags": new_tags})
+        return
+    for new in new_tags:
+        typer.echo(f"{name}:{new}")
+    _stderr.print(f"tagged {name}@{digest}", markup=False)
+
+
+@app.command()
+def untag(
+    target: Annotated[str, typer.Argument(help="NAME:TAG to remove.", metavar="TARGET")],
+    registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
+    timeout: Timeout = 60.0,
+    as_json: Json = False,
+) -> None:
+    """Remove one tag; the artifact stays (by digest and its other tags)."""
+    name, reference = _target(target, reference=True)
+    if reference is None or reference.startswith("sha256:") or "@" in target:
+        raise typer.BadParameter("untag takes NAME:TAG (rm deletes an artifact by digest)")
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
+        digest = client.untag(name, reference)
+    if as_json:
+        _print_json({"name": name, "tag": reference, "digest": digest})
+        return
+    typer.echo(f"{name}@{digest}")
+    _stderr.print(f"removed tag {reference}; the artifact stays", markup=False)
+
+
+@app.command()
+def referrers(
+    target: Annotated[
+        str, typer.Argument(help="NAME@DIGEST or NAME:TAG of the subject.", metavar="TARGET")
+    ],
+    artifact_type: Annotated[
+        str | None, typer.Option(help="Only referrers of this artifactType.", metavar="TYPE")
+    ] = None,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
+    timeout: Timeout = 60.0,
+    as_json: Json = False,
+) -> None:
+    """The artifacts attached to one (pushed with --subject): reports, SBOMs, verdicts."""
+    name, reference = _target(target, reference=True)
+    assert reference is not None
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
+        subject = _resolved(client, name, reference)
+        found = client.referrers(name, subject, artifact_type=artifact_type)
+    if as_json:
+        _print_json(
+            {
+                "name": name,
+                "subject": subject,
+                "referrers": [
+                    {
+                        "digest": r.digest,
+                        "media_type": r.media_type,
+                        "artifact_type": r.artifact_type,
+                        "size": r.size,
+                        "annotations": dict(r.annotations),
+                    }
+                    for r in found
+                ],
+            }
+        )
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("DIGEST", "ARTIFACT TYPE", "TITLE", "LABELS"):
+        table.add_column(column, no_wrap=column != "LABELS")
+    for referrer in found:
+        notes = referrer.annotations
+        table.add_row(
+            referrer.digest.removeprefix("sha256:")[:12],
+            referrer.artifact_type or referrer.media_type,
+            notes.get("org.opencontainers.image.title", ""),
+            " ".join(
+                f"{k.removeprefix('dev.arca.label.')}={v}"
+                for k, v in sorted(notes.items())
+                if k.startswith("dev.arca.label.")
+            ),
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table, markup=False, highlight=False)
+    _stderr.print(f"{_plural(len(found), 'referrer')} of {name}@{subject}", markup=False)
+
+
+@app.command()
+def repos(
+    registry: RegistryUrl = DEFAULT_REGISTRY,
+    plain_http: PlainHttp = False,
+    timeout: Timeout = 60.0,
+    as_json: Json = False,
+) -> None:
+    """The registry's repositories (its catalog), one name a line."""
+    with _errors(as_json), _connect(registry, plain_http, timeout) as client:
+        names = client.repositories()
+    if as_json:
+        _print_json({"repositories": names})
+        return
+    for name in names:
+        typer.echo(name)
+    _stderr.print(_plural(len(names), "repository", "repositories"))
 
 
 def main() -> None:

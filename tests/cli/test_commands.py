@@ -51,11 +51,11 @@ def test_human_output_of_push_and_ls(invoke, files):
     result = invoke("push", "ci/build:v1", files / "summary.txt", "-l", "run_id=r1")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("ci/build@sha256:")
-    assert "pushed 1 files" in result.stderr
+    assert "pushed 1 file (" in result.stderr
     listed = invoke("ls", "ci/build")
     assert listed.exit_code == 0
     header, row = listed.stdout.splitlines()[:2]
-    assert header.split() == ["CREATED", "DIGEST", "TAGS", "LABELS", "SIZE", "FILES"]
+    assert header.split() == ["CREATED", "DIGEST", "TAGS", "LABELS", "SIZE", "FILES", "MARK"]
     assert "run_id=r1" in row
     assert "v1" in row
 
@@ -98,7 +98,7 @@ def test_verify_exit_codes(invoke, files, storage):
     human = invoke("verify", "ci/build:v1")
     assert human.exit_code == 1
     assert f"summary.txt: sha256: expected sha256:{blob}, found sha256:" in human.stdout
-    assert "verification failed: 1 of 1 artifacts" in human.stderr
+    assert "verification failed: 1 of 1 artifact" in human.stderr
 
 
 def test_rm_by_label_and_by_reference(invoke, files):
@@ -196,7 +196,7 @@ def test_index_rebuild_works_offline_on_storage(invoke, files, storage):
     assert json_out(invoke("ls", "ci/build", "--json")) == before
     one = make_invoke()("index", "rebuild", "--storage", storage, "--name", "other")
     assert one.exit_code == 0
-    assert "other: 1 artifacts indexed" in one.stdout
+    assert "other: 1 artifact indexed" in one.stdout
 
 
 def test_index_rebuild_with_a_bad_config_exits_2(tmp_path):

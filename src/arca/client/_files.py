@@ -27,7 +27,7 @@ from arca.formats.digest import Digest
 
 CHUNK_SIZE = 1 << 20
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
-_MEDIA_TYPE = re.compile(
+MEDIA_TYPE = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 )
 
@@ -54,7 +54,7 @@ class Content:
 
 def media_type_for(path: str) -> str:
     guessed, _ = mimetypes.guess_type(path, strict=False)
-    return guessed if guessed and _MEDIA_TYPE.fullmatch(guessed) else DEFAULT_MEDIA_TYPE
+    return guessed if guessed and MEDIA_TYPE.fullmatch(guessed) else DEFAULT_MEDIA_TYPE
 
 
 def from_files(
@@ -145,13 +145,16 @@ def _link_target(root: Path, link: Path, path: str) -> str:
     return posixpath.relpath(lexical, base or ".")
 
 
-async def describe(source: Source) -> ArtifactFile:
-    """The artifact file for `source`: size and both digests, hashed off the event loop."""
+async def describe(source: Source, hashed: Callable[[int], None] | None = None) -> ArtifactFile:
+    """The artifact file for `source`: size and both digests, hashed off the event loop;
+    `hashed(n)` is called after each chunk (from the hashing thread)."""
     if source.data is not None:
         size, sha256, blake = _hash_bytes(source.data)
+        if hashed is not None:
+            hashed(size)
     else:
         assert source.local is not None
-        size, sha256, blake = await asyncio.to_thread(_hash_file, source.local)
+        size, sha256, blake = await asyncio.to_thread(_hash_file, source.local, hashed)
     return ArtifactFile(
         source.path,
         source.media_type,
@@ -181,7 +184,7 @@ def _hash_bytes(data: bytes) -> tuple[int, str, str]:
     return len(data), hashlib.sha256(data).hexdigest(), blake3.blake3(data).hexdigest()
 
 
-def _hash_file(path: Path) -> tuple[int, str, str]:
+def _hash_file(path: Path, hashed: Callable[[int], None] | None) -> tuple[int, str, str]:
     sha256, blake = hashlib.sha256(), blake3.blake3()
     size = 0
     with path.open("rb") as file:
@@ -189,4 +192,6 @@ def _hash_file(path: Path) -> tuple[int, str, str]:
             size += len(chunk)
             sha256.update(chunk)
             blake.update(chunk)
+            if hashed is not None:
+                hashed(len(chunk))
     return size, sha256.hexdigest(), blake.hexdigest()

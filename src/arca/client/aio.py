@@ -13,9 +13,12 @@ Progress callbacks get `(bytes done, bytes total)` for the whole transfer.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict, Unpack
@@ -28,6 +31,7 @@ from arca.client.errors import (
     IntegrityError,
     NotFound,
     ServerError,
+    TagExists,
     UsageError,
     error_for,
     transport_errors,
@@ -38,13 +42,16 @@ from arca.client.models import (
     ArtifactSummary,
     PullResult,
     PushResult,
+    Referrer,
     Verification,
 )
+from arca.client.reference import ArtifactRef, generated_tag
 from arca.errors import RegistryError
 from arca.formats.artifact import (
     ARTIFACT_MEDIA_TYPE,
     Artifact,
     ArtifactFile,
+    Subject,
     decode_artifact,
     encode_artifact,
     to_oci_manifest,
@@ -55,6 +62,16 @@ from arca.formats.digest import Digest, new_hasher
 DEFAULT_REGISTRY = "http://127.0.0.1:5000"
 MANIFEST_DIGEST_HEADER = "Arca-Manifest-Digest"
 VALUE_FILE = "value.json"
+TEXT_FILE = "text.txt"
+BYTES_FILE = "data.bin"
+_ACCEPT_MANIFESTS = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) as a transfer advances."""
@@ -66,9 +83,13 @@ class PushOptions(TypedDict, total=False):
     """What every push takes besides its content (all optional, keyword-only)."""
 
     tag: str | None
-    """Tag the artifact; without one it is pushed by digest."""
+    """Tag the artifact; without one it is pushed by digest (or see `generate_tag`)."""
     tags: Sequence[str]
     """More tags for the same artifact."""
+    generate_tag: bool
+    """Without `tag`: tag it `[<template_id>-]<UTC time>-<short digest>` (reference.py)."""
+    force: bool
+    """Move a tag that already names another artifact; refused (TagExists) otherwise."""
     labels: Labels | None
     title: str | None
     """The artifact's name (default: the repository name)."""
@@ -77,7 +98,33 @@ class PushOptions(TypedDict, total=False):
     created: datetime | None
     """Default: now; orders listings and `latest`."""
     metadata: Value
+    subject: str | ArtifactRef | None
+    """The artifact this one is about (`@DIGEST`, `NAME@DIGEST` or a tag of the same
+    repository): it is listed among the subject's referrers."""
+    artifact_type: str | None
+    """The OCI manifest's artifactType (default: arca's own)."""
     progress: Progress | None
+    hash_progress: Progress | None
+    """Called as the files are hashed, before anything is sent (bytes done, total)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPush:
+    """An artifact hashed and encoded but not sent: its digest is known before the push."""
+
+    name: str
+    digest: str
+    """The OCI manifest digest the push will give."""
+    artifact: Artifact
+    document: bytes
+    sources: tuple[_files.Source, ...]
+    tags: tuple[str, ...]
+    force: bool
+    progress: Progress | None = field(default=None, compare=False)
+
+    @property
+    def ref(self) -> ArtifactRef:
+        return ArtifactRef(self.name, digest=self.digest)
 
 
 class _Meter:
@@ -137,8 +184,8 @@ class AsyncArcaClient:
     ) -> PushResult:
         """Push files as one artifact: a list of paths (named by file name) or a mapping
         {path in the artifact: local path}. Without `tag` it is pushed by digest."""
-        return await self._push(
-            name, _files.Content(_files.from_files(files, media_types)), options
+        return await self.push_prepared(
+            await self.prepare_files(name, files, media_types=media_types, **options)
         )
 
     async def push_directory(
@@ -151,7 +198,9 @@ class AsyncArcaClient:
     ) -> PushResult:
         """Push the tree under `directory`: every file (named by its relative path, its
         executable bit kept), every empty directory, every symlink as a link."""
-        return await self._push(name, _files.from_directory(directory, media_types), options)
+        return await self.push_prepared(
+            await self.prepare_directory(name, directory, media_types=media_types, **options)
+        )
 
     async def push_value(self, name: str, value: Any, **options: Unpack[PushOptions]) -> PushResult:
         """Push a JSON-serialisable value as the artifact's one file, `value.json`."""
@@ -159,18 +208,106 @@ class AsyncArcaClient:
             data = json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False).encode()
         except (TypeError, ValueError) as error:
             raise UsageError(f"value is not JSON-serialisable: {error}") from error
-        sources = [_files.Source(VALUE_FILE, "application/json", data=data)]
-        return await self._push(name, _files.Content(sources), options)
+        return await self.push_bytes(
+            name, data, path=VALUE_FILE, media_type="application/json", **options
+        )
 
-    async def _push(self, name: str, content: _files.Content, options: PushOptions) -> PushResult:
-        sources = content.sources
-        described = [await _files.describe(source) for source in sources]
+    async def push_text(
+        self,
+        name: str,
+        text: str,
+        *,
+        path: str = TEXT_FILE,
+        media_type: str | None = None,
+        **options: Unpack[PushOptions],
+    ) -> PushResult:
+        """Push `text` (UTF-8) as the artifact's one file, `path` (default `text.txt`)."""
+        chosen = media_type or _files.media_type_for(path)
+        if chosen == _files.DEFAULT_MEDIA_TYPE:
+            chosen = "text/plain"
+        return await self.push_bytes(
+            name, text.encode("utf-8"), path=path, media_type=chosen, **options
+        )
+
+    async def push_bytes(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        path: str = BYTES_FILE,
+        media_type: str | None = None,
+        **options: Unpack[PushOptions],
+    ) -> PushResult:
+        """Push `data` as the artifact's one file, `path` (default `data.bin`)."""
+        source = _files.Source(path, media_type or _files.media_type_for(path), data=bytes(data))
+        content = _files.Content([source])
+        return await self.push_prepared(await self._prepare(name, content, options))
+
+    async def prepare_files(
+        self,
+        name: str,
+        files: Sequence[str | Path] | Mapping[str, str | Path],
+        *,
+        media_types: Mapping[str, str] | None = None,
+        **options: Unpack[PushOptions],
+    ) -> PreparedPush:
+        """Hash and encode what `push_files` would push; `.digest` is the artifact's id."""
+        content = _files.Content(_files.from_files(files, media_types))
+        return await self._prepare(name, content, options)
+
+    async def prepare_directory(
+        self,
+        name: str,
+        directory: str | Path,
+        *,
+        media_types: Mapping[str, str] | None = None,
+        **options: Unpack[PushOptions],
+    ) -> PreparedPush:
+        """Hash and encode what `push_directory` would push; `.digest` is its id."""
+        content = _files.from_directory(directory, media_types)
+        return await self._prepare(name, content, options)
+
+    async def _prepare(
+        self, name: str, content: _files.Content, options: PushOptions
+    ) -> PreparedPush:
+        described = await _describe_all(content.sources, options.get("hash_progress"))
+        moment = (options.get("created") or datetime.now(UTC)).replace(microsecond=0)
+        subject = options.get("subject")
+        artifact, document = _artifact(
+            name,
+            described,
+            {**options, "created": moment},
+            content,
+            None if subject is None else await self._subject(name, subject),
+        )
+        digest = str(Digest.of(to_oci_manifest(artifact, document)))
         tag = options.get("tag")
-        artifact, document = _artifact(name, described, options, content)
-        meter = _Meter(sum(file.size for file in described), options.get("progress"))
+        if tag is None and options.get("generate_tag"):
+            tag = generated_tag(dict(artifact.labels), moment, digest)
+        tags = tuple(dict.fromkeys([*([tag] if tag else []), *options.get("tags", ())]))
+        return PreparedPush(
+            name,
+            digest,
+            artifact,
+            document,
+            tuple(content.sources),
+            tags,
+            bool(options.get("force")),
+            options.get("progress"),
+        )
+
+    async def push_prepared(self, prepared: PreparedPush) -> PushResult:
+        """Send a prepared artifact: missing blobs, then the document (tags checked first)."""
+        name, artifact = prepared.name, prepared.artifact
+        if not prepared.force:
+            for tag in prepared.tags:
+                await self._check_tag_free(name, tag, prepared.digest)
+        files = {file.path: file for file in artifact.files}
+        meter = _Meter(sum(file.size for file in artifact.files), prepared.progress)
         uploaded = skipped = 0
         done: set[Digest] = set()
-        for source, file in zip(sources, described, strict=True):
+        for source in prepared.sources:
+            file = files[source.path]
             if file.sha256 in done or await self._has_blob(name, file.sha256):
                 meter.advance(file.size)
                 skipped += 1
@@ -179,18 +316,77 @@ class AsyncArcaClient:
             else:
                 skipped += 1
             done.add(file.sha256)
-        reference = tag or str(Digest.of(to_oci_manifest(artifact, document)))
-        tags = options.get("tags", ())
-        query = urlencode([("tag", extra) for extra in tags])
+        reference = prepared.tags[0] if prepared.tags else prepared.digest
+        query = urlencode([("tag", extra) for extra in prepared.tags[1:]])
         response = await self._send(
             "PUT",
             f"/v2/{name}/manifests/{reference}" + (f"?{query}" if query else ""),
-            content=document,
+            content=prepared.document,
             headers={"Content-Type": ARTIFACT_MEDIA_TYPE},
         )
-        pushed_tags = tuple(dict.fromkeys([*([tag] if tag else []), *tags]))
         digest = response.headers.get("Docker-Content-Digest", "")
-        return PushResult(name, digest, pushed_tags, artifact, uploaded, skipped)
+        if digest and digest != prepared.digest:
+            raise ServerError(
+                response.status_code,
+                "DIGEST_MISMATCH",
+                f"the registry stored {digest}, not the {prepared.digest} arca generates",
+            )
+        return PushResult(name, digest, prepared.tags, artifact, uploaded, skipped)
+
+    async def _check_tag_free(self, name: str, tag: str, digest: str) -> None:
+        """A tag that names another artifact is not moved without `force`. Checked here,
+        before anything is sent; two pushes racing for one new tag can both pass."""
+        try:
+            head = await self._send(
+                "HEAD", f"/v2/{name}/manifests/{tag}", headers={"Accept": _ACCEPT_MANIFESTS}
+            )
+        except NotFound:
+            return
+        current = head.headers.get("Docker-Content-Digest")
+        if current != digest:
+            raise TagExists(
+                f"{name}:{tag} already names {current}; push with force (--force) to move it"
+            )
+
+    async def _subject(self, name: str, subject: str | ArtifactRef) -> Subject:
+        """The descriptor of `subject`, which must be in repository `name`."""
+        if isinstance(subject, str):
+            ref = ArtifactRef.parse(subject if not subject.startswith("@") else name + subject)
+        else:
+            ref = subject
+        if ref.name != name:
+            raise UsageError(
+                f"subject {ref} is in another repository: referrers are listed per"
+                f" repository, so push to {ref.name} or copy the subject here"
+            )
+        head = await self._send(
+            "HEAD",
+            f"/v2/{name}/manifests/{(await self.resolve(ref)).reference}",
+            headers={"Accept": _ACCEPT_MANIFESTS},
+        )
+        return Subject(
+            head.headers.get("Content-Type", "").split(";")[0],
+            Digest.parse(head.headers["Docker-Content-Digest"]),
+            int(head.headers["Content-Length"]),
+        )
+
+    async def resolve(self, ref: str | ArtifactRef) -> ArtifactRef:
+        """`ref` with its full manifest digest: a tag is looked up, a short digest
+        (as `arca ls` prints it) is completed when exactly one artifact has it."""
+        if isinstance(ref, str):
+            ref = ArtifactRef.parse(ref)
+        if ref.digest is not None and not ref.is_short:
+            return ref
+        if ref.digest is not None:
+            body = await self._json(
+                "GET",
+                f"/api/v1/repositories/{ref.name}/digests/{ref.digest.removeprefix('sha256:')}",
+            )
+            return ArtifactRef(ref.name, ref.tag, str(body["digest"]))
+        head = await self._send(
+            "HEAD", f"/v2/{ref.name}/manifests/{ref.tag}", headers={"Accept": _ACCEPT_MANIFESTS}
+        )
+        return ArtifactRef(ref.name, ref.tag, head.headers["Docker-Content-Digest"])
 
     async def _has_blob(self, name: str, digest: Digest) -> bool:
         try:
@@ -227,6 +423,7 @@ class AsyncArcaClient:
 
     async def artifact(self, name: str, reference: str) -> tuple[str, Artifact]:
         """(manifest digest, artifact) from the CBOR view of `reference`."""
+        reference = await self._full(name, reference)
         response = await self._send(
             "GET", f"/v2/{name}/manifests/{reference}", headers={"Accept": ARTIFACT_MEDIA_TYPE}
         )
@@ -288,6 +485,39 @@ class AsyncArcaClient:
             contents[file.path] = bytes(buffer)
         return contents
 
+    async def pull_bytes(self, name: str, reference: str, *, path: str | None = None) -> bytes:
+        """One file's content: `path`, or the artifact's only file."""
+        buffer = bytearray()
+        await self.pull_file_to(name, reference, buffer.extend, path=path)
+        return bytes(buffer)
+
+    async def pull_text(
+        self, name: str, reference: str, *, path: str | None = None, encoding: str = "utf-8"
+    ) -> str:
+        """One file's content as text (`push_text` wrote UTF-8)."""
+        data = await self.pull_bytes(name, reference, path=path)
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as error:
+            raise UsageError(f"{name}:{reference} is not {encoding} text: {error}") from error
+
+    async def pull_file_to(
+        self,
+        name: str,
+        reference: str,
+        write: Callable[[bytes], object],
+        *,
+        path: str | None = None,
+        progress: Progress | None = None,
+    ) -> ArtifactFile:
+        """Stream one file (`path`, or the only one) to `write`, checked as it goes: the
+        bytes are written before the end is verified, so an IntegrityError at the end
+        means what was written must be thrown away (`arca pull --stdout` exits 1)."""
+        _, artifact = await self.artifact(name, reference)
+        file = _one_file(name, reference, artifact, path)
+        await self._download(name, file, write, _Meter(file.size, progress))
+        return file
+
     async def pull_value(self, name: str, reference: str) -> Any:
         """The value `push_value` stored (or the JSON of an artifact's only file)."""
         files = await self.pull_files(name, reference)
@@ -337,9 +567,12 @@ class AsyncArcaClient:
         *,
         limit: int | None = None,
         cursor: str | None = None,
+        since: datetime | timedelta | None = None,
+        until: datetime | timedelta | None = None,
     ) -> ArtifactPage:
-        """One page of `name`'s artifacts, newest first, carrying every label in `labels`."""
-        params = _label_params(labels)
+        """One page of `name`'s artifacts, newest first, carrying every label in `labels`,
+        created at or after `since` and at or before `until` (a timedelta: that long ago)."""
+        params = _label_params(labels) + _window_params(since, until)
         if limit is not None:
             params.append(("limit", str(limit)))
         if cursor is not None:
@@ -349,46 +582,124 @@ class AsyncArcaClient:
         return ArtifactPage(page, body.get("cursor"))
 
     async def iter_artifacts(
-        self, name: str, labels: Labels | None = None, *, page_size: int | None = None
+        self,
+        name: str,
+        labels: Labels | None = None,
+        *,
+        page_size: int | None = None,
+        since: datetime | timedelta | None = None,
+        until: datetime | timedelta | None = None,
     ) -> AsyncIterator[ArtifactSummary]:
         """Every matching artifact, newest first, page after page."""
+        since, until = absolute_time(since), absolute_time(until)  # one window for every page
         cursor: str | None = None
         while True:
-            page = await self.list(name, labels, limit=page_size, cursor=cursor)
+            page = await self.list(
+                name, labels, limit=page_size, cursor=cursor, since=since, until=until
+            )
             for artifact in page.artifacts:
                 yield artifact
             if page.cursor is None:
                 return
             cursor = page.cursor
 
-    async def latest(self, name: str, labels: Labels | None = None) -> ArtifactSummary:
-        """The newest artifact carrying every label; NotFound when there is none."""
+    async def latest(
+        self,
+        name: str,
+        labels: Labels | None = None,
+        *,
+        since: datetime | timedelta | None = None,
+        until: datetime | timedelta | None = None,
+    ) -> ArtifactSummary:
+        """The newest artifact carrying every label (created in the window, if given);
+        NotFound when there is none."""
         # `/-/latest`, not `/latest`: `<x>/artifacts/latest` is the record of `<x>:latest`.
         path = f"/api/v1/repositories/{name}/-/latest"
-        body = await self._json("GET", path, _label_params(labels))
+        body = await self._json("GET", path, _label_params(labels) + _window_params(since, until))
         return ArtifactSummary.from_json(body)
 
     async def get(self, name: str, reference: str) -> ArtifactRecord:
         """One artifact's record: tags, digests, labels, files, size, created time."""
+        reference = await self._full(name, reference)
         body = await self._json("GET", f"/api/v1/repositories/{name}/artifacts/{reference}")
         return ArtifactRecord.from_json(body)
 
     async def verify(self, name: str, reference: str) -> Verification:
         """Have the registry re-hash every blob of the artifact; `ok` says if all match."""
+        reference = await self._full(name, reference)
         body = await self._json("POST", f"/api/v1/repositories/{name}/artifacts/{reference}/verify")
         return Verification.from_json(body)
 
-    async def delete_by_label(self, name: str, labels: Labels) -> builtins.list[str]:
-        """Delete every artifact carrying all `labels`; the manifest digests deleted."""
+    async def delete_by_label(
+        self,
+        name: str,
+        labels: Labels,
+        *,
+        since: datetime | timedelta | None = None,
+        until: datetime | timedelta | None = None,
+    ) -> builtins.list[str]:
+        """Delete every artifact carrying all `labels` (created in the window, if given);
+        the manifest digests deleted."""
         if not labels:
             raise UsageError("deleting by label needs at least one label")
-        body = await self._json(
-            "DELETE", f"/api/v1/repositories/{name}/artifacts", _label_params(labels)
-        )
+        params = _label_params(labels) + _window_params(since, until)
+        body = await self._json("DELETE", f"/api/v1/repositories/{name}/artifacts", params)
         return list(body["deleted"])
+
+    async def tag(self, name: str, reference: str, tag: str, *, force: bool = False) -> str:
+        """Point `tag` at the artifact `reference` names (the same manifest bytes, so the
+        same digest); a tag naming another artifact moves only with `force`."""
+        reference = await self._full(name, reference)
+        response = await self._send(
+            "GET", f"/v2/{name}/manifests/{reference}", headers={"Accept": _ACCEPT_MANIFESTS}
+        )
+        digest = response.headers.get("Docker-Content-Digest") or str(Digest.of(response.content))
+        if not force:
+            await self._check_tag_free(name, tag, digest)
+        await self._send(
+            "PUT",
+            f"/v2/{name}/manifests/{tag}",
+            content=response.content,
+            headers={"Content-Type": response.headers.get("Content-Type", "")},
+        )
+        return digest
+
+    async def untag(self, name: str, tag: str) -> str:
+        """Remove `tag` only (the artifact stays, by digest and other tags); its digest."""
+        if ":" in tag:
+            raise UsageError(f"{tag!r} is a digest, not a tag: delete removes an artifact")
+        digest = (await self.resolve(ArtifactRef(name, tag=tag))).reference
+        await self._send("DELETE", f"/v2/{name}/manifests/{tag}")
+        return digest
+
+    async def referrers(
+        self, name: str, reference: str, *, artifact_type: str | None = None
+    ) -> builtins.list[Referrer]:
+        """The artifacts whose `subject` is `reference` (reports, SBOMs, verdicts), every
+        page, as the OCI referrers API lists them."""
+        digest = (await self.resolve(ArtifactRef(name, *_split(reference)))).digest
+        url: str | None = f"/v2/{name}/referrers/{digest}"
+        params = [("artifactType", artifact_type)] if artifact_type else None
+        found: builtins.list[Referrer] = []
+        while url is not None:
+            response = await self._send("GET", url, params=params)
+            found.extend(Referrer.from_json(item) for item in response.json().get("manifests", []))
+            url, params = _next_link(response), None
+        return found
+
+    async def repositories(self) -> builtins.list[str]:
+        """Every repository name (`/v2/_catalog`, page after page)."""
+        url: str | None = "/v2/_catalog"
+        names: builtins.list[str] = []
+        while url is not None:
+            response = await self._send("GET", url)
+            names.extend(response.json().get("repositories") or [])
+            url = _next_link(response)
+        return names
 
     async def delete(self, name: str, reference: str) -> str:
         """Delete one artifact (by tag or digest): its manifest and every tag on it."""
+        reference = await self._full(name, reference)
         if ":" not in reference:
             head = await self._send(
                 "HEAD",
@@ -397,6 +708,13 @@ class AsyncArcaClient:
             )
             reference = head.headers["Docker-Content-Digest"]
         await self._send("DELETE", f"/v2/{name}/manifests/{reference}")
+        return reference
+
+    async def _full(self, name: str, reference: str) -> str:
+        """A tag or full digest as it is; `sha256:<prefix>` completed (`resolve`)."""
+        ref = ArtifactRef(name, digest=reference) if reference.startswith("sha256:") else None
+        if ref is not None and ref.is_short:
+            return (await self.resolve(ref)).reference
         return reference
 
     # -- HTTP ---------------------------------------------------------------------------
@@ -423,7 +741,11 @@ class AsyncArcaClient:
 
 
 def _artifact(
-    name: str, files: list[ArtifactFile], options: PushOptions, content: _files.Content
+    name: str,
+    files: list[ArtifactFile],
+    options: PushOptions,
+    content: _files.Content,
+    subject: Subject | None,
 ) -> tuple[Artifact, bytes]:
     moment = options.get("created") or datetime.now(UTC)
     version = options.get("version")
@@ -434,6 +756,8 @@ def _artifact(
         labels=dict(options.get("labels") or {}),
         metadata=options.get("metadata"),
         files=tuple(files),
+        subject=subject,
+        artifact_type=options.get("artifact_type"),
         directories=content.directories,
         links=content.links,
     )
@@ -441,6 +765,70 @@ def _artifact(
         return artifact, encode_artifact(artifact)
     except RegistryError as error:  # the format's rules, named (docs/cbor-artifacts.md)
         raise UsageError(error.message) from error
+
+
+async def _describe_all(
+    sources: Sequence[_files.Source], progress: Progress | None
+) -> list[ArtifactFile]:
+    total = 0
+    for source in sources:
+        if source.data is not None:
+            total += len(source.data)
+        elif source.local is not None:
+            with contextlib.suppress(OSError):
+                total += source.local.stat().st_size
+    meter = _Meter(total, progress)
+    return [await _files.describe(source, meter.advance) for source in sources]
+
+
+def _one_file(name: str, reference: str, artifact: Artifact, path: str | None) -> ArtifactFile:
+    if path is None:
+        if len(artifact.files) != 1:
+            raise UsageError(
+                f"{name}:{reference} has {_plural(len(artifact.files), 'file')}; name one"
+            )
+        return artifact.files[0]
+    for file in artifact.files:
+        if file.path == path:
+            return file
+    raise UsageError(f"{name}:{reference} has no file {path!r}")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _split(reference: str) -> tuple[str | None, str | None]:
+    """(tag, digest) of a reference string: a digest has a `:`, a tag cannot."""
+    return (None, reference) if ":" in reference else (reference, None)
+
+
+def absolute_time(moment: datetime | timedelta | None) -> datetime | None:
+    if isinstance(moment, timedelta):
+        return datetime.now(UTC) - moment
+    if moment is not None and moment.tzinfo is None:
+        raise UsageError(f"{moment.isoformat()} has no time zone: give one (e.g. UTC)")
+    return moment
+
+
+def _window_params(
+    since: datetime | timedelta | None, until: datetime | timedelta | None
+) -> list[tuple[str, str]]:
+    params = []
+    for key, value in (("since", absolute_time(since)), ("until", absolute_time(until))):
+        if value is not None:
+            params.append((key, value.astimezone(UTC).isoformat().replace("+00:00", "Z")))
+    return params
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    """The `rel="next"` URL of a paged /v2 answer (relative to the registry)."""
+    link = response.headers.get("Link", "")
+    match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link)
+    if match is None:
+        return None
+    url = httpx.URL(match[1])
+    return url.raw_path.decode("ascii") if url.is_absolute_url else match[1]
 
 
 def _label_params(labels: Labels | None) -> list[tuple[str, str]]:

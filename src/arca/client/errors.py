@@ -27,6 +27,10 @@ class UsageError(ArcaError):
     """The caller asked for something that cannot be done (an invalid artifact, a bad path)."""
 
 
+class TagExists(UsageError):
+    """A push would move a tag that names another artifact (pass `force` to move it)."""
+
+
 class TransportError(ArcaError):
     """The registry could not be reached or the connection broke."""
 
@@ -80,9 +84,24 @@ def error_for(response: httpx.Response) -> ResponseError:
         text = response.text.strip()
         if text:
             message = text[:500]
+        elif response.status_code == 404:  # a HEAD has no body: say what was not found
+            code, message = _unknown(response.request.url.path)
     status = response.status_code
     kind = NotFound if status == 404 else RequestRejected if 400 <= status < 500 else ServerError
     return kind(status, code, message, detail, response.request.method)
+
+
+def _unknown(path: str) -> tuple[str, str]:
+    """The spec's code for a 404 without a body, from the /v2 path that was asked for."""
+    for part, code, message in (
+        ("/manifests/", "MANIFEST_UNKNOWN", "manifest unknown to registry"),
+        ("/blobs/", "BLOB_UNKNOWN", "blob unknown to registry"),
+    ):
+        if path.startswith("/v2/") and part in path:
+            name, _, reference = path.removeprefix("/v2/").rpartition(part)
+            separator = "@" if ":" in reference else ":"
+            return code, f"{message}: {name}{separator}{reference}"
+    return "HTTP_404", "Not Found"
 
 
 @contextlib.contextmanager

@@ -185,3 +185,24 @@ class PullResult:
     artifact: Artifact
     paths: tuple[Path, ...]
     """Where each file was written (pull to a directory), in the artifact's file order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    """An artifact that names another as its `subject` (the OCI referrers API)."""
+
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    size: int
+    annotations: Mapping[str, str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Referrer:
+        return cls(
+            digest=data["digest"],
+            media_type=data.get("mediaType", ""),
+            artifact_type=data.get("artifactType"),
+            size=data.get("size", 0),
+            annotations=dict(data.get("annotations") or {}),
+        )

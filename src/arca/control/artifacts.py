@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from arca.control.entries import IndexEntry
-from arca.control.index import ArtifactIndex, IndexPage, check_filters
+from arca.control.index import EVERY_TIME, ArtifactIndex, IndexPage, TimeWindow, check_filters
 from arca.control.verify import Verification, Verifier
-from arca.errors import ManifestUnknown, ParameterInvalid
+from arca.errors import ManifestUnknown, NameUnknown, ParameterInvalid
 from arca.formats.artifact import Artifact, decode_artifact
 from arca.formats.digest import Digest
 from arca.formats.manifest import parse_manifest
 from arca.registry.registry import Registry
+from arca.registry.tags import repository_exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +58,43 @@ class ArtifactControl:
         return cls(registry, index)
 
     async def page(
-        self, name: str, filters: Mapping[str, str], limit: int, cursor: str | None
+        self,
+        name: str,
+        filters: Mapping[str, str],
+        limit: int,
+        cursor: str | None,
+        window: TimeWindow = EVERY_TIME,
     ) -> IndexPage:
-        return await self.index.page(name, filters, limit, cursor)
+        return await self.index.page(name, filters, limit, cursor, window)
 
-    async def latest(self, name: str, filters: Mapping[str, str]) -> IndexEntry:
-        page = await self.index.page(name, filters, 1, None)
+    async def latest(
+        self, name: str, filters: Mapping[str, str], window: TimeWindow = EVERY_TIME
+    ) -> IndexEntry:
+        cursor: str | None = None
+        while True:  # a page may come back empty with a cursor (SCAN_LIMIT): go on
+            page = await self.index.page(name, filters, 1, cursor, window)
+            if page.entries or page.cursor is None:
+                break
+            cursor = page.cursor
         if not page.entries:
             wanted = ", ".join(f"{key}={value}" for key, value in filters.items())
             raise ManifestUnknown(f"{name} (no artifact{f' with {wanted}' if wanted else ''})")
         return page.entries[0]
+
+    async def resolve_prefix(self, name: str, prefix: str) -> Digest:
+        """The one artifact whose sha256 manifest digest starts with `prefix`."""
+        found = await self.index.digests_with_prefix(name, prefix)
+        if not found:
+            if not await repository_exists(self._registry.driver, name):
+                raise NameUnknown(name)
+            raise ManifestUnknown(f"{name}@{prefix} (no artifact's digest starts so)")
+        if len(found) > 1:
+            raise ParameterInvalid(
+                f"digest prefix {prefix} of {name} is ambiguous: {found[0]}, {found[1]}, …;"
+                " give more digits",
+                {"prefix": prefix},
+            )
+        return found[0]
 
     async def record(self, name: str, reference: str) -> ArtifactRecord:
         stored, document = await self._registry.artifacts.view(name, reference)
@@ -96,14 +124,16 @@ class ArtifactControl:
     async def verify(self, name: str, reference: str) -> Verification:
         return await self._verifier.verify(name, reference)
 
-    async def delete_by_label(self, name: str, filters: Mapping[str, str]) -> list[Digest]:
-        """Delete every artifact carrying all `filters`; the digests deleted."""
+    async def delete_by_label(
+        self, name: str, filters: Mapping[str, str], window: TimeWindow = EVERY_TIME
+    ) -> list[Digest]:
+        """Delete every artifact carrying all `filters` (created in `window`); the digests."""
         if not filters:
             raise ParameterInvalid(
                 "deleting by label needs at least one label=value filter", {"label": []}
             )
         check_filters(filters)
-        doomed = [entry.digest async for entry in self.index.entries(name, filters)]
+        doomed = [entry.digest async for entry in self.index.entries(name, filters, window)]
         deleted = []
         for digest in doomed:
             try:

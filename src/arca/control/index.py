@@ -60,6 +60,31 @@ SCAN_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Creation times to keep, inclusive, in whole seconds since the epoch (None: open)."""
+
+    since: int | None = None
+    until: int | None = None
+
+    def start_after(self, cursor: str | None) -> str | None:
+        """Where a listing starts: after the cursor, and past everything newer than `until`
+        (keys hold the inverted time first, so newer artifacts sort first)."""
+        if self.until is None:
+            return cursor
+        floor = f"{layout.INDEX_KEY_MAX_CREATED - self.until:012d}"
+        return floor if cursor is None or cursor < floor else cursor
+
+    def past(self, key: str) -> bool:
+        """Whether `key` and every key after it are older than `since`."""
+        if self.since is None:
+            return False
+        return int(key[:12]) > layout.INDEX_KEY_MAX_CREATED - self.since
+
+
+EVERY_TIME = TimeWindow()
+
+
+@dataclass(frozen=True, slots=True)
 class IndexPage:
     entries: list[IndexEntry]
     cursor: str | None
@@ -131,9 +156,15 @@ class ArtifactIndex:
     # -- queries ------------------------------------------------------------------------
 
     async def page(
-        self, name: str, filters: Mapping[str, str], limit: int, cursor: str | None
+        self,
+        name: str,
+        filters: Mapping[str, str],
+        limit: int,
+        cursor: str | None,
+        window: TimeWindow = EVERY_TIME,
     ) -> IndexPage:
-        """Up to `limit` entries matching every filter, newest first, after `cursor`."""
+        """Up to `limit` entries matching every filter, newest first, after `cursor`,
+        created within `window` (a range of keys: no entry outside it is read)."""
         check_filters(filters)
         if cursor is not None and not layout.INDEX_KEY.fullmatch(cursor):
             raise ParameterInvalid(f"invalid cursor {cursor[:100]!r}", {"cursor": cursor[:100]})
@@ -152,9 +183,11 @@ class ArtifactIndex:
         found: list[IndexEntry] = []
         scanned = 0
         last: str | None = None
-        keys = self._driver.list(prefix, start_after=cursor)
+        keys = self._driver.list(prefix, start_after=window.start_after(cursor))
         try:
             async for key in keys:
+                if window.past(key):
+                    break
                 if len(found) == limit or scanned == SCAN_LIMIT:
                     return IndexPage(await self._checked(name, found), last)
                 last, scanned = key, scanned + 1
@@ -167,11 +200,13 @@ class ArtifactIndex:
             raise NameUnknown(name)
         return IndexPage(await self._checked(name, found), None)
 
-    async def entries(self, name: str, filters: Mapping[str, str]) -> AsyncIterator[IndexEntry]:
+    async def entries(
+        self, name: str, filters: Mapping[str, str], window: TimeWindow = EVERY_TIME
+    ) -> AsyncIterator[IndexEntry]:
         """Every matching entry, page after page (for deletes and bulk verification)."""
         cursor: str | None = None
         while True:
-            page = await self.page(name, filters, SCAN_LIMIT, cursor)
+            page = await self.page(name, filters, SCAN_LIMIT, cursor, window)
             for entry in page.entries:
                 yield entry
             if page.cursor is None:
@@ -181,6 +216,24 @@ class ArtifactIndex:
     async def entry(self, name: str, digest: Digest) -> IndexEntry | None:
         """The entry of one manifest as stored (its tags unchecked), or None."""
         return await self._read(layout.index_digest(name, digest))
+
+    async def digests_with_prefix(self, name: str, prefix: str, most: int = 2) -> list[Digest]:
+        """Up to `most` indexed sha256 manifest digests of `name` starting with `prefix`
+        (lowercase hex): one listing of the digest objects, from the prefix on."""
+        found: list[Digest] = []
+        start = f"sha256-{prefix}"
+        # Names are `<alg>-<hex>`: every name from `start` on sorts after this one ('~'
+        # sorts after every hex digit), and no name that sorts before `start` does.
+        before = start[:-1] + chr(ord(start[-1]) - 1) + "~"
+        keys = self._driver.list(layout.index_digests(name), start_after=before)
+        try:
+            async for key in keys:
+                if not key.startswith(start) or len(found) == most:
+                    break
+                found.append(Digest.parse(key.replace("-", ":", 1)))
+        finally:
+            await _close(keys)
+        return found
 
     async def tags_of(self, name: str, digest: Digest) -> list[str]:
         """The tags on `digest`: the checked hints, or a scan of the tag store when

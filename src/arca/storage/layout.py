@@ -154,8 +154,12 @@ def index_label_entry(name: str, label: str, value: str, key: str) -> str:
     return f"{index_label(name, label, value)}/{key}"
 
 
+def index_digests(name: str) -> str:
+    return f"{index(name)}/digests"
+
+
 def index_digest(name: str, digest: Digest) -> str:
-    return f"{index(name)}/digests/{digest.algorithm}-{digest.hex}"
+    return f"{index_digests(name)}/{digest.algorithm}-{digest.hex}"
 
 
 def upload_dir(session_id: str) -> str:

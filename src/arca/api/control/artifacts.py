@@ -19,12 +19,20 @@ class ArtifactsEndpoint(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         name = _http.name(request)
         filters, limit = _query.labels(request), _query.limit(request)
-        page = await _query.control(request).page(name, filters, limit, _query.cursor(request))
+        window = _query.window(request)
+        page = await _query.control(request).page(
+            name, filters, limit, _query.cursor(request), window
+        )
         headers = {}
         if page.cursor is not None:
             query = urlencode(
                 [
                     *(("label", f"{k}={v}") for k, v in filters.items()),
+                    *(
+                        (key, request.query_params[key])
+                        for key in ("since", "until")
+                        if request.query_params.get(key)
+                    ),
                     ("limit", str(limit)),
                     ("cursor", page.cursor),
                 ]
@@ -39,14 +47,25 @@ class ArtifactsEndpoint(HTTPEndpoint):
 
     async def delete(self, request: Request) -> Response:
         name = _http.name(request)
-        deleted = await _query.control(request).delete_by_label(name, _query.labels(request))
+        deleted = await _query.control(request).delete_by_label(
+            name, _query.labels(request), _query.window(request)
+        )
         return JSONResponse({"name": name, "deleted": [str(digest) for digest in deleted]})
 
 
 async def latest(request: Request) -> Response:
     name = _http.name(request)
-    entry = await _query.control(request).latest(name, _query.labels(request))
+    entry = await _query.control(request).latest(
+        name, _query.labels(request), _query.window(request)
+    )
     return JSONResponse(shapes.summary(entry))
+
+
+async def resolve_prefix(request: Request) -> Response:
+    """A short digest (as `arca ls` prints it) to the one full digest it stands for."""
+    name = _http.name(request)
+    digest = await _query.control(request).resolve_prefix(name, _query.digest_prefix(request))
+    return JSONResponse({"name": name, "digest": str(digest)})
 
 
 async def record(request: Request) -> Response:

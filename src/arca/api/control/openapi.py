@@ -34,6 +34,8 @@ _ERRORS = {
 _NAME = {"$ref": "#/components/parameters/name"}
 _REFERENCE = {"$ref": "#/components/parameters/reference"}
 _LABEL = {"$ref": "#/components/parameters/label"}
+_SINCE = {"$ref": "#/components/parameters/since"}
+_UNTIL = {"$ref": "#/components/parameters/until"}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _DIGEST = {"type": "string", "pattern": "^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"}
 _LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
@@ -209,6 +211,8 @@ SCHEMAS: dict[str, Any] = {
     ),
 }
 
+SCHEMAS["DigestResolution"] = _object({"name": {"type": "string"}, "digest": _DIGEST})
+
 PARAMETERS: dict[str, Any] = {
     "name": {
         "name": "name",
@@ -223,6 +227,19 @@ PARAMETERS: dict[str, Any] = {
         "required": True,
         "description": "A tag or a manifest digest.",
         "schema": {"type": "string"},
+    },
+    "since": {
+        "name": "since",
+        "in": "query",
+        "description": "Only artifacts created at or after this RFC 3339 time (with an "
+        "offset, e.g. `2026-06-01T00:00:00Z`). A range of the index: nothing older is read.",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+    "until": {
+        "name": "until",
+        "in": "query",
+        "description": "Only artifacts created at or before this RFC 3339 time.",
+        "schema": {"type": "string", "format": "date-time"},
     },
     "label": {
         "name": "label",
@@ -245,6 +262,8 @@ PATHS: dict[str, Any] = {
             f"(never more than {SCAN_LIMIT}) and one per distinct tag on the page.",
             "parameters": [
                 _LABEL,
+                _SINCE,
+                _UNTIL,
                 {
                     "name": "limit",
                     "in": "query",
@@ -276,7 +295,7 @@ PATHS: dict[str, Any] = {
             "summary": "Delete every artifact carrying all the given labels.",
             "description": "Each is deleted as `DELETE /v2/<name>/manifests/<digest>` "
             "would: the manifest, its tags and its referrer entry. At least one label.",
-            "parameters": [{**_LABEL, "required": True}],
+            "parameters": [{**_LABEL, "required": True}, _SINCE, _UNTIL],
             "responses": {"200": _json("DeleteResult", "The digests deleted."), **_ERRORS},
         },
     },
@@ -288,7 +307,7 @@ PATHS: dict[str, Any] = {
             "description": "The same as `…/{name}/latest`, for every name: "
             "`…/{x}/artifacts/latest` is the record of the artifact tagged `latest` in "
             "`{x}`, not the latest of a repository `{x}/artifacts`.",
-            "parameters": [_LABEL],
+            "parameters": [_LABEL, _SINCE, _UNTIL],
             "responses": {
                 "200": _json("ArtifactSummary", "The newest match."),
                 **_ERRORS,
@@ -302,7 +321,7 @@ PATHS: dict[str, Any] = {
             "summary": "The newest artifact carrying all the given labels.",
             "description": "Not for a name ending in `/artifacts`, whose `…/artifacts/latest` "
             "path is an artifact record; `…/{name}/-/latest` works for every name.",
-            "parameters": [_LABEL],
+            "parameters": [_LABEL, _SINCE, _UNTIL],
             "responses": {
                 "200": _json("ArtifactSummary", "The newest match."),
                 **_ERRORS,
@@ -344,6 +363,26 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {"200": _json("GcReport", "The report of the run."), **_ERRORS},
         }
+    },
+    "/api/v1/repositories/{name}/-/digests/{prefix}": {
+        "parameters": [
+            _NAME,
+            {
+                "name": "prefix",
+                "in": "path",
+                "required": True,
+                "description": "The first 4 to 64 hex digits of a sha256 manifest digest "
+                "(`sha256:` optional), as `arca ls` prints 12 of them.",
+                "schema": {"type": "string", "pattern": "^(?:sha256:)?[0-9a-f]{4,64}$"},
+            },
+        ],
+        "get": {
+            "operationId": "resolveDigestPrefix",
+            "summary": "The one artifact whose manifest digest starts with the prefix.",
+            "description": "`MANIFEST_UNKNOWN` (404) when none does; `UNSUPPORTED` (400) "
+            "when more than one does (give more digits).",
+            "responses": {"200": _json("DigestResolution", "The full digest."), **_ERRORS},
+        },
     },
     "/api/v1/openapi.json": {
         "get": {

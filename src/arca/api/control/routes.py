@@ -34,4 +34,8 @@ CONTROL_ROUTES: list[BaseRoute] = [
     ),
     Route("/api/v1/repositories/{name:path}/-/latest", guard(artifacts.latest, GET=PULL)),
     Route("/api/v1/repositories/{name:path}/latest", guard(artifacts.latest, GET=PULL)),
+    Route(
+        "/api/v1/repositories/{name:path}/-/digests/{prefix}",
+        guard(artifacts.resolve_prefix, GET=PULL),
+    ),
 ]
