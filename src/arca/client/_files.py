@@ -52,8 +52,53 @@ class Content:
     links: tuple[ArtifactLink, ...] = ()
 
 
+# The types data and ML pipelines push, fixed here: the system's mime.types differs
+# between machines, and a media type is part of the artifact (hence of its digest).
+KNOWN_TYPES = {
+    ".parquet": "application/vnd.apache.parquet",
+    ".jsonl": "application/jsonl",
+    ".ndjson": "application/x-ndjson",
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".md": "text/markdown",
+    ".txt": "text/plain",
+    ".log": "text/plain",
+    ".html": "text/html",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".toml": "application/toml",
+    ".xml": "application/xml",
+    ".pdf": "application/pdf",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".onnx": "application/onnx",
+    ".safetensors": "application/vnd.safetensors",
+    ".pt": "application/vnd.pytorch",
+    ".pth": "application/vnd.pytorch",
+    ".npy": "application/vnd.numpy",
+    ".npz": "application/vnd.numpy+zip",
+    ".arrow": "application/vnd.apache.arrow.file",
+    ".feather": "application/vnd.apache.arrow.file",
+    ".gz": "application/gzip",
+    ".tgz": "application/gzip",
+    ".zst": "application/zstd",
+    ".tar": "application/x-tar",
+    ".zip": "application/zip",
+    ".sh": "text/x-shellscript",
+    ".py": "text/x-python",
+    ".sql": "application/sql",
+}
+# Python's own table only (no files=…): the same answer on every machine.
+_BUILT_IN_TYPES = mimetypes.MimeTypes(filenames=())
+
+
 def media_type_for(path: str) -> str:
-    guessed, _ = mimetypes.guess_type(path, strict=False)
+    """The media type for a file name: arca's table, then Python's built-in one."""
+    suffix = posixpath.splitext(path.lower())[1]
+    if suffix in KNOWN_TYPES:
+        return KNOWN_TYPES[suffix]
+    guessed, _ = _BUILT_IN_TYPES.guess_type(path, strict=False)
     return guessed if guessed and MEDIA_TYPE.fullmatch(guessed) else DEFAULT_MEDIA_TYPE
 
 

@@ -380,7 +380,7 @@ class AsyncArcaClient:
         if ref.digest is not None:
             body = await self._json(
                 "GET",
-                f"/api/v1/repositories/{ref.name}/digests/{ref.digest.removeprefix('sha256:')}",
+                f"/api/v1/repositories/{ref.name}/-/digests/{ref.digest.removeprefix('sha256:')}",
             )
             return ArtifactRef(ref.name, ref.tag, str(body["digest"]))
         head = await self._send(
