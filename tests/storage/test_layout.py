@@ -81,6 +81,8 @@ PINNED: dict[str, tuple[Callable[[], object], object]] = {
         lambda: layout.index_label_entry("a", "run", "x", "k"),
         "repositories/a/_index/labels/run/v=x/k",
     ),
+    "index_key_time": (lambda: layout.index_key_time(253402300799 - 5), "000000000005"),
+    "index_digests": (lambda: layout.index_digests("a"), "repositories/a/_index/digests"),
     "index_digest": (
         lambda: layout.index_digest("a", D),
         f"repositories/a/_index/digests/sha256-{D.hex}",

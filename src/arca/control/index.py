@@ -71,14 +71,14 @@ class TimeWindow:
         (keys hold the inverted time first, so newer artifacts sort first)."""
         if self.until is None:
             return cursor
-        floor = f"{layout.INDEX_KEY_MAX_CREATED - self.until:012d}"
+        floor = layout.index_key_time(self.until)
         return floor if cursor is None or cursor < floor else cursor
 
     def past(self, key: str) -> bool:
         """Whether `key` and every key after it are older than `since`."""
         if self.since is None:
             return False
-        return int(key[:12]) > layout.INDEX_KEY_MAX_CREATED - self.since
+        return key[:12] > layout.index_key_time(self.since)
 
 
 EVERY_TIME = TimeWindow()

@@ -134,6 +134,11 @@ def index_key(created: int, digest: Digest) -> str:
     return f"{INDEX_KEY_MAX_CREATED - created:012d}-{digest.algorithm}-{digest.hex}"
 
 
+def index_key_time(created: int) -> str:
+    """The first part of `index_key`: keys of artifacts created at `created` start so."""
+    return f"{INDEX_KEY_MAX_CREATED - created:012d}"
+
+
 def index_entries(name: str) -> str:
     return f"{index(name)}/entries"
 
