@@ -102,3 +102,18 @@ def test_a_prefix_too_short_or_not_hex_is_a_usage_error(invoke, report):
     push(invoke, "q/cache:v1", report)
     assert invoke("show", "q/cache@abc").exit_code == 2
     assert invoke("show", "q/cache@xyz123").exit_code == 2
+
+
+def test_pull_to_stdout_writes_one_files_bytes(invoke, report, tmp_path):
+    push(invoke, "q/cache:v1", report)
+    one = invoke("pull", "q/cache:v1", "--stdout")
+    assert one.exit_code == 0, one.output
+    assert one.stdout_bytes == b'{"rows": 3}\n'
+    (tmp_path / "b.txt").write_text("b")
+    push(invoke, "q/cache:v2", report, tmp_path / "b.txt")
+    many = invoke("pull", "q/cache:v2", "--stdout")
+    assert many.exit_code == 2
+    assert "has 2 files; name one" in many.stderr
+    chosen = invoke("pull", "q/cache:v2", "--stdout", "--path", "b.txt")
+    assert chosen.stdout_bytes == b"b"
+    assert invoke("pull", "q/cache:v2", "--stdout", "--json").exit_code == 2
