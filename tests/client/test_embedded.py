@@ -134,3 +134,15 @@ def test_opening_needs_one_location(tmp_path):
         arca.client.open()
     with pytest.raises(UsageError):
         arca.client.open(tmp_path, config=tmp_path / "arca.toml")
+
+
+def test_a_config_with_auth_opens_without_credentials(tmp_path):
+    """In-process, access control protects nothing: the caller holds the storage."""
+    config = tmp_path / "arca.toml"
+    config.write_text(
+        f'[storage]\ndriver = "filesystem"\n[storage.filesystem]\nroot = "{tmp_path / "data"}"\n'
+        "[auth]\nenabled = true\n"
+    )
+    with arca.client.open(config=config) as store:
+        store.push_value("q/cache", {"rows": 1}, tag="v1")
+        assert store.pull_value("q/cache", "v1") == {"rows": 1}

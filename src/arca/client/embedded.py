@@ -16,7 +16,8 @@ hold between this process and the server's workers as between two workers.
 
 What a server does besides answering requests does not run here: abandoned upload
 sessions are not purged (a server on the same storage purges them), and blob reads
-are never redirected to presigned URLs (`redirect` is turned off for S3).
+are never redirected to presigned URLs (`redirect` is turned off for S3). Access
+control (`[auth]`) is off in-process: opening the storage already grants everything.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def settings_for(
             )
     if storage.driver == "s3":
         storage = dataclasses.replace(storage, s3={**storage.s3, "redirect": False})
-    return dataclasses.replace(settings, storage=storage)
+    # Whoever opens the store holds the storage itself: checking identities in-process
+    # would protect nothing, and there is no one to send credentials.
+    auth = dataclasses.replace(settings.auth, enabled=False)
+    return dataclasses.replace(settings, storage=storage, auth=auth)
 
 
 def _transport(
