@@ -20,6 +20,8 @@ from arca.api.routes import V2_ROUTES
 from arca.auth.service import AuthService
 from arca.config import Settings
 from arca.control.artifacts import ArtifactControl
+from arca.events.log import EventLog, maintain_forever
+from arca.events.webhooks import Webhooks
 from arca.lifecycle.gc import collect_forever
 from arca.lifecycle.trash import DeletedTags
 from arca.registry.registry import Registry
@@ -63,28 +65,39 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
     if driver is None:
         driver = load_driver(settings.storage.driver, settings.storage.driver_options())
     registry = Registry(driver, settings)
+    events = EventLog(driver, settings.events.source) if settings.events.enabled else None
+    registry.events.record = events  # every change is durable in the log before its answer
     control = ArtifactControl.attach(registry)  # the artifact index follows every push
-    registry.manifests.listeners.append(DeletedTags(driver))  # restore brings tags back
+    registry.events.followers.append(DeletedTags(driver))  # restore brings tags back
+    webhooks = Webhooks(
+        driver,
+        events,
+        settings.events.webhooks,
+        settings.events.stream_poll_seconds,
+        settings.events.lease_seconds,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        purger = None
+        tasks = []
         if settings.limits.upload_purge_interval_seconds > 0:
-            purger = asyncio.create_task(_purge_uploads(registry, settings))
-        collector = None
+            tasks.append(asyncio.create_task(_purge_uploads(registry, settings)))
         if settings.gc.interval_seconds > 0:
-            collector = asyncio.create_task(collect_forever(registry, settings))
+            tasks.append(asyncio.create_task(collect_forever(registry, settings)))
+        if events is not None:
+            await webhooks.start()
+            tasks.append(asyncio.create_task(webhooks.run()))
+            tasks.append(asyncio.create_task(maintain_forever(events, driver, settings.events)))
         try:
             yield
         finally:
-            if collector is not None:
-                collector.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await collector
-            if purger is not None:
-                purger.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purger
+                    await task
+            if events is not None:
+                await events.close()
             await driver.close()
 
     routes = [
@@ -103,6 +116,9 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
     app.router.redirect_slashes = False
     app.state.registry = registry
     app.state.control = control
+    app.state.events = events
+    app.state.webhooks = webhooks
+    app.state.settings = settings
     app.state.public_url = settings.server.public_url.rstrip("/")
     app.state.read_only = settings.server.read_only
     app.state.auth = AuthService(settings, driver) if settings.auth.enabled else None

@@ -236,6 +236,7 @@ def _offline(settings: Settings, work: Callable[[Any], Any]) -> Any:
     """Run `work(registry)` on services wired over the configured storage (the
     artifact index and tag memory attached, as in the server), then close."""
     from arca.control.artifacts import ArtifactControl
+    from arca.events.log import EventLog
     from arca.lifecycle.trash import DeletedTags
     from arca.registry.registry import Registry
     from arca.storage.drivers import load_driver
@@ -244,8 +245,10 @@ def _offline(settings: Settings, work: Callable[[Any], Any]) -> Any:
         driver = load_driver(settings.storage.driver, settings.storage.driver_options())
         try:
             registry = Registry(driver, settings)
+            if settings.events.enabled:  # offline changes (gc, restore) are recorded too
+                registry.events.record = EventLog(driver, settings.events.source)
             ArtifactControl.attach(registry)
-            registry.manifests.listeners.append(DeletedTags(driver))
+            registry.events.followers.append(DeletedTags(driver))
             return await work(registry)
         finally:
             await driver.close()
@@ -1264,6 +1267,135 @@ def repos(
     for name in names:
         typer.echo(name)
     _stderr.print(_plural(len(names), "repository", "repositories"))
+
+
+# -- the event log ------------------------------------------------------------------
+
+events_app = typer.Typer(help="The event log: every change, in order; webhooks.")
+app.add_typer(events_app, name="events")
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    kind = str(event.get("type", "")).removeprefix("dev.arca.")
+    return f"{event['id']}  {event.get('time', '')}  {kind:<17} {event.get('subject', '')}"
+
+
+@events_app.callback(invoke_without_command=True)
+def events(
+    ctx: typer.Context,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing events as they happen.")
+    ] = False,
+    after: Annotated[
+        str | None, typer.Option(help="Start after this event id (default: the oldest).")
+    ] = None,
+    type_: Annotated[
+        list[str] | None,
+        typer.Option("--type", "-t", help="Only this type, e.g. manifest.pushed (repeatable)."),
+    ] = None,
+    repository: Annotated[
+        list[str] | None,
+        typer.Option("--repository", "-r", help="Only repositories matching this glob."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("-n", min=1, help="At most this many.")] = None,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
+    timeout: Timeout = 60.0,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="One JSON document ({events, cursor}); with --follow, JSON lines."
+        ),
+    ] = False,
+) -> None:
+    """Print the registry's events in log order (exit 0 at the end of the log)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from arca.client.events import EventsClient
+
+    types, globs = type_ or [], repository or []
+    with _errors(as_json), EventsClient(registry, timeout) as client:
+        if follow:
+            try:
+                for count, event in enumerate(client.follow(after, types, globs), 1):
+                    print(json.dumps(event) if as_json else _event_line(event), flush=True)
+                    if limit is not None and count == limit:
+                        break
+            except KeyboardInterrupt:
+                pass
+            return
+        found = list(client.iter_events(after, types, globs, limit))
+    if as_json:
+        cursor = found[-1]["id"] if found else after
+        _print_json({"events": found, "cursor": cursor})
+        return
+    for event in found:
+        typer.echo(_event_line(event))
+
+
+@events_app.command("dead-letters")
+def dead_letters(
+    webhook: Annotated[str | None, typer.Argument(help="One webhook (default: every one).")] = None,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
+    timeout: Timeout = 60.0,
+    as_json: Json = False,
+) -> None:
+    """Events a webhook gave up on, with the last error."""
+    from arca.client.events import EventsClient
+
+    with _errors(as_json), EventsClient(registry, timeout) as client:
+        names = [webhook] if webhook else [hook["name"] for hook in client.webhooks()]
+        letters = {name: client.dead_letters(name) for name in names}
+    if as_json:
+        _print_json({"dead_letters": letters})
+        return
+    for name, found in letters.items():
+        for letter in found:
+            event = letter["event"]
+            typer.echo(f"{name}  {_event_line(event)}  [{letter['attempts']}x: {letter['error']}]")
+    _stderr.print(f"{sum(map(len, letters.values()))} dead letters", markup=False)
+
+
+@events_app.command("redeliver")
+def redeliver(
+    webhook: Annotated[str, typer.Argument(help="The webhook.")],
+    event_id: Annotated[
+        list[str] | None, typer.Option("--id", help="Only this dead letter (repeatable).")
+    ] = None,
+    registry: RegistryUrl = DEFAULT_REGISTRY,
+    timeout: Timeout = 60.0,
+    as_json: Json = False,
+) -> None:
+    """Queue a webhook's dead letters (all, or each --id) for delivery again."""
+    from arca.client.events import EventsClient
+
+    with _errors(as_json), EventsClient(registry, timeout) as client:
+        queued = client.redeliver(webhook, event_id or [])
+    if as_json:
+        _print_json({"webhook": webhook, "queued": queued})
+        return
+    _stderr.print(f"queued {len(queued)} events for {webhook}", markup=False)
+
+
+@events_app.command("webhooks")
+def webhooks(
+    registry: RegistryUrl = DEFAULT_REGISTRY,
+    timeout: Timeout = 60.0,
+    as_json: Json = False,
+) -> None:
+    """Each webhook: where it is in the log, whether it delivers, its dead letters."""
+    from arca.client.events import EventsClient
+
+    with _errors(as_json), EventsClient(registry, timeout) as client:
+        hooks = client.webhooks()
+    if as_json:
+        _print_json({"webhooks": hooks})
+        return
+    for hook in hooks:
+        state = "delivering" if hook["delivering"] else "idle"
+        typer.echo(
+            f"{hook['name']}  {hook['url']}  cursor {hook['cursor'] or '-'}  {state}"
+            f"  {hook['dead_letters']} dead letters"
+        )
 
 
 def main() -> None:

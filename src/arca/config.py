@@ -8,6 +8,8 @@ default. Every option is documented in docs/configuration.md.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +68,51 @@ class LimitSettings:
     body_min_bytes_per_second: int = 1024
 
 
+_WEBHOOK_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """One `[[events.webhooks]]` table (docs/events.md, "Webhooks")."""
+
+    url: str
+    name: str = ""
+    """Names its cursor and dead letters in storage; default: derived from the URL."""
+    secret: str = ""
+    types: tuple[str, ...] = ()
+    """Event types to send (`manifest.pushed`…); empty: all."""
+    repositories: tuple[str, ...] = ()
+    """Repository globs to send; empty: all."""
+    timeout_seconds: float = 10.0
+    max_attempts: int = 10
+    backoff_seconds: float = 1.0
+    backoff_max_seconds: float = 300.0
+    allow_link_local: bool = False
+    """Allow targets that resolve to link-local or cloud metadata addresses (SSRF)."""
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    enabled: bool = True
+    """Record every change in the event log (docs/events.md); off only for benchmarks."""
+    source: str = "/arca"
+    """CloudEvents `source` of every event this registry records."""
+    pull_sample_rate: float = 0.0
+    """Fraction of manifest GETs recorded as `manifest.pulled` (0: none, 1: all)."""
+    retention_seconds: int = 0
+    """Events older than this are deleted (0: kept forever)."""
+    compact_after_seconds: int = 86400
+    """Events older than this are compacted into daily segment objects (0: never)."""
+    maintenance_interval_seconds: int = 600
+    """How often one replica runs retention and compaction (0: never)."""
+    stream_poll_seconds: float = 0.5
+    """How often a stream or a webhook looks for events appended by other replicas."""
+    lease_seconds: float = 30.0
+    """Term of the lease a replica holds to deliver a webhook: after a crash, how long
+    the others wait before taking over."""
+    webhooks: tuple[WebhookSettings, ...] = ()
+
+
 @dataclass(frozen=True)
 class AuthSettings:
     """`[auth]`, off by default (docs/auth.md); `policies` are checked by arca.auth.policy."""
@@ -114,6 +161,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     gc: GcSettings = field(default_factory=GcSettings)
     trash: TrashSettings = field(default_factory=TrashSettings)
+    events: EventSettings = field(default_factory=EventSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -123,6 +171,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "auth": AuthSettings,
     "gc": GcSettings,
     "trash": TrashSettings,
+    "events": EventSettings,
 }
 # ARCA_REGISTRY is the client's (the CLI's registry URL), so a shell may set it too.
 _NOT_SETTINGS = frozenset({"ARCA_CONFIG", "ARCA_REGISTRY"})
@@ -176,8 +225,21 @@ def _build(raw: Mapping[str, Any]) -> Settings:
     unknown = set(raw) - set(_SECTIONS)
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    raw = dict(raw)
+    events = raw.get("events")
+    if isinstance(events, Mapping) and "webhooks" in events:
+        events = dict(events)
+        events["webhooks"] = _webhooks(events["webhooks"])
+        raw["events"] = events
     sections = {name: _section(cls, name, raw.get(name, {})) for name, cls in _SECTIONS.items()}
     settings = Settings(**sections)
+    events = settings.events
+    if not 0.0 <= events.pull_sample_rate <= 1.0:
+        raise ConfigError("events.pull_sample_rate must be between 0 and 1")
+    if min(events.retention_seconds, events.compact_after_seconds) < 0:
+        raise ConfigError("events.retention_seconds and compact_after_seconds must be >= 0")
+    if events.stream_poll_seconds <= 0 or events.lease_seconds <= 0:
+        raise ConfigError("events.stream_poll_seconds and lease_seconds must be positive")
     if settings.storage.driver not in _DRIVER_SECTIONS:
         raise ConfigError(
             f"storage.driver must be one of {', '.join(_DRIVER_SECTIONS)},"
@@ -227,9 +289,80 @@ def _section(cls: type[Any], name: str, values: Any) -> Any:
         elif type(default) is bool and type(value) is not bool:
             raise ConfigError(f"{name}.{key} must be true or false, not {value!r}")
         elif type(default) is tuple:
-            if not isinstance(value, list):
+            if not isinstance(value, list | tuple):
                 raise ConfigError(f"{name}.{key} must be an array, not {value!r}")
             checked[key] = tuple(value)
+        elif type(default) is float and type(value) not in (int, float):
+            raise ConfigError(f"{name}.{key} must be a number, not {value!r}")
         else:
             checked[key] = value
     return cls(**checked)
+
+
+def _webhooks(values: Any) -> tuple[WebhookSettings, ...]:
+    """`[[events.webhooks]]`: each table checked like a section; names unique."""
+    if not isinstance(values, list):
+        raise ConfigError("[[events.webhooks]] must be an array of tables")
+    hooks = []
+    for position, table in enumerate(values):
+        if isinstance(table, WebhookSettings):
+            hooks.append(table)
+            continue
+        if not isinstance(table, Mapping) or not isinstance(table.get("url"), str):
+            raise ConfigError(f"events.webhooks[{position}] needs a url")
+        table = dict(table)
+        for key in ("types", "repositories"):
+            if key in table:
+                if not isinstance(table[key], list) or not all(
+                    isinstance(item, str) for item in table[key]
+                ):
+                    raise ConfigError(f"events.webhooks[{position}].{key} must be strings")
+                table[key] = tuple(table[key])
+        url = table["url"]
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise ConfigError(f"events.webhooks[{position}].url must be http(s)://…, not {url!r}")
+        hook = _section(_WebhookDefaults, f"events.webhooks[{position}]", table)
+        _check_webhook_target(position, hook)
+        name = hook.name or hashlib.sha256(url.encode()).hexdigest()[:16]
+        if not _WEBHOOK_NAME.fullmatch(name):
+            raise ConfigError(
+                f"events.webhooks[{position}].name {name!r}: lowercase letters, digits,"
+                " '.', '_' or '-', at most 64"
+            )
+        if hook.max_attempts < 1 or hook.timeout_seconds <= 0 or hook.backoff_seconds <= 0:
+            raise ConfigError(
+                f"events.webhooks[{position}]: max_attempts, timeout_seconds and"
+                " backoff_seconds must be positive"
+            )
+        hooks.append(dataclasses.replace(hook, name=name))
+    names = [hook.name for hook in hooks]
+    if len(set(names)) != len(names):
+        raise ConfigError("events.webhooks: two webhooks have the same name")
+    return tuple(hooks)
+
+
+def _check_webhook_target(position: int, hook: WebhookSettings) -> None:
+    from urllib.parse import urlsplit
+
+    from arca.events.ssrf import forbidden_address, literal_address
+    from arca.registry.events import TYPE_NAMES
+
+    unknown = [t for t in hook.types if t.removeprefix("dev.arca.") not in TYPE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"events.webhooks[{position}].types: unknown type {unknown[0]!r};"
+            f" known: {', '.join(sorted(TYPE_NAMES))}"
+        )
+    address = literal_address(urlsplit(hook.url).hostname or "")
+    if address is not None and forbidden_address(address) and not hook.allow_link_local:
+        raise ConfigError(
+            f"events.webhooks[{position}].url points at a link-local or metadata address"
+            f" ({address}); set allow_link_local = true if you mean it"
+        )
+
+
+@dataclass(frozen=True)
+class _WebhookDefaults(WebhookSettings):
+    """WebhookSettings with a default url, so `_section` can read its defaults."""
+
+    url: str = ""

@@ -187,7 +187,7 @@ def test_rebuild_restores_a_lost_index_and_drops_stale_entries(client):
 
 
 def test_a_late_write_for_a_deleted_manifest_leaves_no_entry(client):
-    """A push's listener on one replica finishing after a delete on another."""
+    """A push's index update on one replica finishing after a delete on another."""
     from arca.formats.digest import Digest
     from arca.formats.manifest import parse_manifest
 
@@ -195,7 +195,7 @@ def test_a_late_write_for_a_deleted_manifest_leaves_no_entry(client):
     data = client.get(f"/v2/reports/manifests/{digest}").content
     assert client.delete(f"/v2/reports/manifests/{digest}").status_code == 202
     late = index_of(client).manifest_stored(
-        "reports", Digest.parse(digest), data, parse_manifest(data, OCI_MANIFEST), ("v1",)
+        "reports", Digest.parse(digest), parse_manifest(data, OCI_MANIFEST), ("v1",)
     )
     asyncio.run(late)
     driver = client.app.state.registry.driver  # type: ignore[attr-defined]

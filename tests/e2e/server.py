@@ -70,6 +70,13 @@ class ArcaServer:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when a machine dies."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
 
 def s3_environment(endpoint: str, bucket: str, **options: str) -> dict[str, str]:
     """`ARCA_*` settings for an arca process on the S3 driver against `endpoint`."""

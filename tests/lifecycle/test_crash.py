@@ -38,7 +38,7 @@ async def test_a_collector_killed_at_each_step_leaves_storage_consistent(
 ) -> None:
     root = str(tmp_path / "data")
     registry = Registry(FilesystemDriver(root), crash_settings())
-    registry.manifests.listeners.append(DeletedTags(registry.driver))
+    registry.events.followers.append(DeletedTags(registry.driver))
     kept, _ = await push_image(registry, "app", "v1", [b"shared", b"kept"])
     gone, gone_blobs = await push_image(registry, "app", "v2", [b"shared", b"gone-1", b"gone-2"])
     await registry.manifests.delete("app", "v2")

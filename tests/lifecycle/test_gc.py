@@ -33,7 +33,7 @@ def settings(untagged: str = "delete", grace: int = GRACE) -> Settings:
 
 def new_registry(untagged: str = "delete") -> Registry:
     registry = Registry(MemoryDriver(), settings(untagged))
-    registry.manifests.listeners.append(DeletedTags(registry.driver))
+    registry.events.followers.append(DeletedTags(registry.driver))
     return registry
 
 

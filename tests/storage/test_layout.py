@@ -136,6 +136,34 @@ PINNED: dict[str, tuple[Callable[[], object], object]] = {
         f"quarantine/sha256/{D.hex}/record",
     ),
     "scrub_progress": (layout.scrub_progress, "scrub/progress"),
+    "event_log": (layout.event_log, "events/log"),
+    "event_block": (lambda: layout.event_block(1), "events/log/000000000001"),
+    "event_commit": (lambda: layout.event_commit(10_001), "events/log/000000000001/000000010001"),
+    "event_segments": (lambda: layout.event_segments(2), "events/segments/000000000002"),
+    "event_segment": (
+        lambda: layout.event_segment(20_000, 20_009),
+        "events/segments/000000000002/000000020000-000000020009",
+    ),
+    "webhook": (lambda: layout.webhook("ci"), "events/webhooks/ci"),
+    "webhook_cursor": (lambda: layout.webhook_cursor("ci"), "events/webhooks/ci/cursor"),
+    "webhook_dead_letters": (lambda: layout.webhook_dead_letters("ci"), "events/webhooks/ci/dead"),
+    "webhook_dead_letter": (
+        lambda: layout.webhook_dead_letter("ci", "000000000001-0000"),
+        "events/webhooks/ci/dead/000000000001-0000",
+    ),
+    "webhook_redeliveries": (
+        lambda: layout.webhook_redeliveries("ci"),
+        "events/webhooks/ci/redeliver",
+    ),
+    "webhook_redelivery": (
+        lambda: layout.webhook_redelivery("ci", "000000000001-0000"),
+        "events/webhooks/ci/redeliver/000000000001-0000",
+    ),
+    "lease": (lambda: layout.lease("webhook-ci"), "leases/webhook-ci"),
+    "lease_generation": (
+        lambda: layout.lease_generation("webhook-ci", 3),
+        "leases/webhook-ci/000000000003",
+    ),
     "parse_blob_object": (lambda: layout.parse_blob_object(layout.blob_meta(D)), (D, "meta")),
     "parse_layer_link": (lambda: layout.parse_layer_link("a", layout.layer_link("a", D)), D),
     "parse_revision_link": (
@@ -200,6 +228,8 @@ _ROOTS = tuple(
         layout.TRASH,
         layout.QUARANTINE,
         layout.SCRUB,
+        layout.EVENTS,
+        layout.LEASES,
     )
 )
 

@@ -64,7 +64,7 @@ class ManifestEndpoint(HTTPEndpoint):
         if wants_artifact_view(request.headers.get("accept")):
             stored, document = await registry.artifacts.view(name, reference)
             return Response(document, headers=_view_headers(stored.revision, document))
-        stored = await registry.manifests.get(name, reference)
+        stored = await registry.manifests.pull(name, reference)
         return Response(stored.data, headers=_headers(stored.revision))
 
     async def head(self, request: Request) -> Response:

@@ -1,8 +1,8 @@
 """The artifact workflows behind /api/v1: list, latest, one record, verify, delete by label.
 
 One service over the registry and the index, so each /api/v1 handler calls one method.
-Deletes go through `ManifestStore.delete`, so tags, referrers and the index (a
-listener) stay consistent with every other way of deleting a manifest.
+Deletes go through `ManifestStore.delete`, so tags, referrers and the index (an event
+follower) stay consistent with every other way of deleting a manifest.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ class ArtifactControl:
 
     @classmethod
     def attach(cls, registry: Registry) -> ArtifactControl:
-        """The control plane over `registry`, its index listening to manifest changes."""
+        """The control plane over `registry`, its index following the registry's events."""
         index = ArtifactIndex(registry.driver, registry.blobs, registry.tags, registry.manifests)
-        registry.manifests.listeners.append(index)
+        registry.events.followers.append(index)
         return cls(registry, index)
 
     async def page(

@@ -19,7 +19,7 @@ filter narrows the first, at most `SCAN_LIMIT` entries are read per request; the
 page may then hold fewer than `limit` entries and still carry a cursor.
 
 The index is derived data: `rebuild` rewrites it from the manifests in storage, and a
-listener failure (logged by ManifestStore) is repaired the same way.
+follower's failure (logged by the event Publisher) is repaired the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -48,6 +48,7 @@ from arca.formats.manifest import Manifest, parse_manifest
 from arca.formats.mediatypes import is_index_media_type
 from arca.registry.blobs import BlobStore
 from arca.registry.catalog import Catalog
+from arca.registry.events import DomainEvent, ManifestDeleted, ManifestPushed, TagDeleted
 from arca.registry.manifests import ManifestStore
 from arca.registry.tags import TagStore, repository_exists
 from arca.storage import layout
@@ -99,7 +100,7 @@ class RebuildReport:
 
 
 class ArtifactIndex:
-    """Keeps the index (as a `ManifestListener`) and answers listings from it."""
+    """Keeps the index (an `EventSink` following the registry) and answers listings."""
 
     def __init__(
         self, driver: Driver, blobs: BlobStore, tags: TagStore, manifests: ManifestStore
@@ -110,10 +111,23 @@ class ArtifactIndex:
         self._manifests = manifests
         self._locks: dict[str, asyncio.Lock] = {}
 
-    # -- ManifestListener ---------------------------------------------------------------
+    # -- EventSink ----------------------------------------------------------------------
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        """Follow the registry's changes (a follower: a failure is logged, and repaired
+        by `rebuild`)."""
+        for event in events:
+            if isinstance(event, ManifestPushed) and event.manifest is not None:
+                await self.manifest_stored(
+                    event.repository, event.digest, event.manifest, event.tags
+                )
+            elif isinstance(event, ManifestDeleted):
+                await self.manifest_deleted(event.repository, event.digest)
+            elif isinstance(event, TagDeleted):
+                await self.tag_deleted(event.repository, event.tag, event.digest)
 
     async def manifest_stored(
-        self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]
+        self, name: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...]
     ) -> None:
         if manifest.is_index:
             return
@@ -312,7 +326,7 @@ class ArtifactIndex:
         """The digest object first, so a delete can always find what may exist.
 
         Then the manifest is looked for again: if a delete (on any replica) removed it
-        meanwhile, its listener may have run before these objects existed, so they go.
+        meanwhile, its index update may have run before these objects existed, so they go.
         Whichever order the two interleave in, no entry outlives its manifest.
         """
         data = entry.encode()

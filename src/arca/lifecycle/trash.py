@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +28,7 @@ import cbor2
 from arca.errors import DigestInvalid, ManifestInvalid, ManifestUnknown, RegistryError
 from arca.formats.digest import Digest
 from arca.formats.manifest import parse_manifest
+from arca.registry.events import DomainEvent, TagDeleted
 from arca.registry.manifests import Revision
 from arca.registry.registry import Registry
 from arca.storage import layout
@@ -243,17 +244,16 @@ class Trash:
 
 
 class DeletedTags:
-    """A manifest listener that remembers deleted tags, so a manifest restored from
+    """An event follower that remembers deleted tags, so a manifest restored from
     the trash comes back with them (tag deletes remove the tag's whole history)."""
 
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
 
-    async def manifest_stored(self, *args: object) -> None:
-        return None
-
-    async def manifest_deleted(self, name: str, digest: Digest) -> None:
-        return None
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            if isinstance(event, TagDeleted):
+                await self.tag_deleted(event.repository, event.tag, event.digest)
 
     async def tag_deleted(self, name: str, tag: str, digest: Digest) -> None:
         await self._driver.put(layout.deleted_tag(name, tag, digest), b"")

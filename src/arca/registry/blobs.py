@@ -18,6 +18,7 @@ import cbor2
 
 from arca.errors import BlobUnknown, RangeNotSatisfiable
 from arca.formats.digest import Digest, MultiHasher
+from arca.registry.events import BlobUnlinked, Publisher
 from arca.registry.reuse import Claim, Reuse
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, Driver, InvalidOffset, PathNotFound
@@ -75,9 +76,12 @@ class StoredBlob:
 
 
 class BlobStore:
-    def __init__(self, driver: Driver, reuse: Reuse | None = None) -> None:
+    def __init__(
+        self, driver: Driver, reuse: Reuse | None = None, events: Publisher | None = None
+    ) -> None:
         self._driver = driver
         self._reuse = reuse or Reuse(driver, grace_seconds=3600)
+        self._events = events or Publisher()
 
     async def stat(self, name: str, digest: Digest) -> BlobInfo:
         """The blob as this repository sees it; BLOB_UNKNOWN unless linked and present."""
@@ -155,6 +159,7 @@ class BlobStore:
             await self._driver.delete(layout.layer_link(name, digest))
         except PathNotFound:
             raise BlobUnknown(digest) from None
+        await self._events.publish(BlobUnlinked(repository=name, digest=digest))
 
     async def is_linked(self, name: str, digest: Digest) -> bool:
         return await self._driver.exists(layout.layer_link(name, digest))

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from arca.errors import (
     DigestInvalid,
@@ -24,10 +24,18 @@ from arca.errors import (
     ManifestTooLarge,
     ManifestUnknown,
 )
+from arca.formats.artifact import labels_from_annotations
 from arca.formats.digest import Digest
 from arca.formats.manifest import Manifest, parse_manifest
 from arca.formats.reference import parse_reference, validate_tag
 from arca.registry.blobs import BlobStore
+from arca.registry.events import (
+    ManifestDeleted,
+    ManifestPulled,
+    ManifestPushed,
+    ManifestRestored,
+    Publisher,
+)
 from arca.registry.referrers import ReferrerStore
 from arca.registry.reuse import Claim, Reuse
 from arca.registry.tags import TagStore
@@ -78,23 +86,6 @@ class PutResult:
     tags: tuple[str, ...] = field(default=())
 
 
-class ManifestListener(Protocol):
-    """Told of every manifest change after it is stored (e.g. the artifact index).
-
-    The /v2 core never imports its listeners; `create_app` wires them. A listener's
-    failure is logged and does not fail the push: storage is the source of truth and
-    every listener can rebuild from it.
-    """
-
-    async def manifest_stored(
-        self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]
-    ) -> None: ...
-
-    async def manifest_deleted(self, name: str, digest: Digest) -> None: ...
-
-    async def tag_deleted(self, name: str, tag: str, digest: Digest) -> None: ...
-
-
 class _ContentCache:
     """Manifest bytes by digest, bounded by total size (content is immutable)."""
 
@@ -129,6 +120,8 @@ class ManifestStore:
         reuse: Reuse,
         max_bytes: int,
         cache_bytes: int = 64 << 20,
+        events: Publisher | None = None,
+        pull_sample_rate: float = 0.0,
     ) -> None:
         self._driver = driver
         self._blobs = blobs
@@ -137,7 +130,8 @@ class ManifestStore:
         self._reuse = reuse
         self.max_bytes = max_bytes
         self._cache = _ContentCache(cache_bytes)
-        self.listeners: list[ManifestListener] = []
+        self._events = events or Publisher()
+        self._pull_sample_rate = pull_sample_rate
 
     async def resolve(self, name: str, reference: str) -> Digest:
         target = _parse(reference, reading=True)
@@ -172,6 +166,16 @@ class ManifestStore:
             self._cache.put(revision.digest, data)
         return StoredManifest(revision, data)
 
+    async def pull(self, name: str, reference: str) -> StoredManifest:
+        """`get` for a client's GET: publishes a sampled pull event (off by default)."""
+        stored = await self.get(name, reference)
+        rate = self._pull_sample_rate
+        if rate > 0 and (rate >= 1 or random.random() < rate):
+            await self._events.publish(
+                ManifestPulled(repository=name, digest=stored.revision.digest, reference=reference)
+            )
+        return stored
+
     async def put(
         self,
         name: str,
@@ -205,29 +209,38 @@ class ManifestStore:
         """Delete by tag removes the tag; by digest, the manifest and every tag on it."""
         target = _parse(reference, reading=True)
         if not isinstance(target, Digest):
-            digest = await self._tags.delete(name, target)
-            await self._notify("tag_deleted", name, target, digest)
-            return digest
+            return await self._tags.delete(name, target)
         revision = await self.revision(name, reference)
-        for tag in await self._tags.pointing_at(name, target):
-            await self._driver.delete(layout.tag_dir(name, tag))
-            await self._notify("tag_deleted", name, tag, target)
-        if revision.subject is not None:
-            await self._referrers.remove(name, revision.subject, target)
-        await self._driver.delete(layout.revision_dir(name, target))
-        await self._notify("manifest_deleted", name, target)
+        async with self._events.batch():
+            tags = await self._tags.delete_pointing_at(name, target)
+            if revision.subject is not None:
+                await self._referrers.remove(name, revision.subject, target)
+            await self._driver.delete(layout.revision_dir(name, target))
+            await self._events.publish(ManifestDeleted(repository=name, digest=target, tags=tags))
         return target
 
     async def announce_deleted(self, name: str, digest: Digest) -> None:
-        """Tell the listeners a manifest left `name` by another path than `delete`
+        """Publish that a manifest left `name` by another path than `delete`
         (garbage collection)."""
-        await self._notify("manifest_deleted", name, digest)
+        await self._events.publish(ManifestDeleted(repository=name, digest=digest, reason="gc"))
 
     async def announce_restored(self, name: str, digest: Digest, tags: tuple[str, ...]) -> None:
-        """Tell the listeners a manifest came back (restored from the trash)."""
+        """Publish that a manifest came back (restored from the trash)."""
         stored = await self.get(name, str(digest))
         manifest = parse_manifest(stored.data, stored.revision.media_type)
-        await self._notify("manifest_stored", name, digest, stored.data, manifest, tags)
+        await self._events.publish(
+            ManifestRestored(
+                repository=name,
+                digest=digest,
+                media_type=stored.revision.media_type,
+                size=stored.revision.size,
+                tags=tags,
+                artifact_type=manifest.artifact_type,
+                subject_digest=stored.revision.subject,
+                labels=labels_from_annotations(dict(manifest.annotations or {})),
+                manifest=manifest,
+            )
+        )
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every blob and child must be in the repository, and is claimed so that no
@@ -262,20 +275,22 @@ class ManifestStore:
             await self._referrers.add(
                 name, manifest.subject.digest, referrer_descriptor(revision, manifest)
             )
-        for tag in tags:
-            await self._tags.set(name, tag, digest)
-        await self._notify("manifest_stored", name, digest, data, manifest, tags)
+        pushed = ManifestPushed(
+            repository=name,
+            digest=digest,
+            media_type=manifest.media_type,
+            size=len(data),
+            tags=tags,
+            artifact_type=manifest.artifact_type,
+            subject_digest=subject,
+            labels=labels_from_annotations(dict(manifest.annotations or {})),
+            manifest=manifest,
+        )
+        async with self._events.batch():
+            await self._events.publish(pushed)
+            for tag in tags:
+                await self._tags.set(name, tag, digest)
         return PutResult(digest, subject, tags)
-
-    async def _notify(self, event: str, *args: object) -> None:
-        for listener in self.listeners:
-            try:
-                await getattr(listener, event)(*args)
-            except Exception:
-                log.exception(
-                    "manifest listener failed",
-                    extra={"listener": type(listener).__name__, "event": event},
-                )
 
 
 def referrer_descriptor(revision: Revision, manifest: Manifest) -> dict[str, object]:

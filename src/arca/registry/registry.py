@@ -6,6 +6,7 @@ from arca.config import Settings
 from arca.registry.artifacts import ArtifactStore
 from arca.registry.blobs import BlobStore
 from arca.registry.catalog import Catalog
+from arca.registry.events import Publisher
 from arca.registry.manifests import ManifestStore
 from arca.registry.referrers import ReferrerStore
 from arca.registry.reuse import Reuse
@@ -19,14 +20,16 @@ class Registry:
         self.driver = driver
         self.settings = settings
         self.reuse = Reuse(driver, settings.gc.grace_seconds)
-        self.blobs = BlobStore(driver, self.reuse)
+        self.events = Publisher()  # sinks are wired by create_app
+        self.blobs = BlobStore(driver, self.reuse, self.events)
         self.uploads = UploadStore(
             driver,
             self.blobs,
             max_blob_bytes=settings.limits.blob_max_bytes,
             sessions_per_repository=settings.limits.upload_sessions_per_repository,
+            events=self.events,
         )
-        self.tags = TagStore(driver)
+        self.tags = TagStore(driver, self.events)
         self.referrers = ReferrerStore(driver)
         self.manifests = ManifestStore(
             driver,
@@ -35,6 +38,8 @@ class Registry:
             self.referrers,
             self.reuse,
             max_bytes=settings.limits.manifest_max_bytes,
+            events=self.events,
+            pull_sample_rate=settings.events.pull_sample_rate,
         )
         self.artifacts = ArtifactStore(self.blobs, self.manifests)
         self.catalog = Catalog(driver)

@@ -7,11 +7,13 @@ target is remembered under `index/` for history and for garbage collection.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from arca.errors import ManifestUnknown, NameUnknown
 from arca.formats.digest import Digest
+from arca.registry.events import Publisher, TagDeleted, TagMoved
 from arca.storage import layout
 from arca.storage.driver import Driver, PathNotFound
 
@@ -23,8 +25,11 @@ class TagPage:
 
 
 class TagStore:
-    def __init__(self, driver: Driver) -> None:
+    """Every tag change goes through here, so each one publishes its event."""
+
+    def __init__(self, driver: Driver, events: Publisher | None = None) -> None:
         self._driver = driver
+        self._events = events or Publisher()
 
     async def resolve(self, name: str, tag: str) -> Digest:
         try:
@@ -43,11 +48,25 @@ class TagStore:
         if previous != digest:
             await self._driver.put(path, str(digest).encode())
             await self._driver.put(layout.tag_history(name, tag, digest), str(digest).encode())
+            await self._events.publish(
+                TagMoved(repository=name, tag=tag, digest=digest, previous=previous)
+            )
 
     async def delete(self, name: str, tag: str) -> Digest:
         digest = await self.resolve(name, tag)
         await self._driver.delete(layout.tag_dir(name, tag))
+        await self._events.publish(TagDeleted(repository=name, tag=tag, digest=digest))
         return digest
+
+    async def delete_pointing_at(self, name: str, digest: Digest) -> tuple[str, ...]:
+        """Delete every tag whose target is `digest` (a manifest delete); the tags removed."""
+        removed = []
+        for tag in await self.pointing_at(name, digest):
+            with contextlib.suppress(PathNotFound):
+                await self._driver.delete(layout.tag_dir(name, tag))
+                removed.append(tag)
+                await self._events.publish(TagDeleted(repository=name, tag=tag, digest=digest))
+        return tuple(removed)
 
     async def page(self, name: str, limit: int, last: str | None) -> TagPage:
         """Up to `limit` tags after `last`, lexically; NAME_UNKNOWN for a missing repo."""

@@ -30,6 +30,14 @@ from arca.errors import (
 )
 from arca.formats.digest import Blake3Hasher, Digest, MultiHasher, ResumableHasher, new_hasher
 from arca.registry.blobs import BlobMeta, BlobStore
+from arca.registry.events import (
+    BlobLinked,
+    BlobUploaded,
+    Publisher,
+    UploadCancelled,
+    UploadClosed,
+    UploadPurged,
+)
 from arca.registry.upload_limits import OpenSessions
 from arca.storage import layout
 from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, PathNotFound
@@ -91,11 +99,13 @@ class UploadStore:
         *,
         max_blob_bytes: int = 0,
         sessions_per_repository: int = 0,
+        events: Publisher | None = None,
     ) -> None:
         """`max_blob_bytes` and `sessions_per_repository` are the abuse limits
         (0: none): a blob is refused before a byte past the first would be stored."""
         self._driver = driver
         self._blobs = blobs
+        self._events = events or Publisher()
         self._live: dict[str, _Live] = {}
         self._max_blob_bytes = max_blob_bytes
         self._open_sessions = OpenSessions(driver, sessions_per_repository)
@@ -183,6 +193,14 @@ class UploadStore:
             await self._blobs.adopt(layout.upload_data(session_id), meta)
             await self._blobs.link(name, digest)
             await self._forget(session_id)
+            await self._events.publish(
+                BlobUploaded(
+                    repository=name, digest=digest, size=state.offset, session_id=session_id
+                ),
+                UploadClosed(
+                    repository=name, session_id=session_id, digest=digest, size=state.offset
+                ),
+            )
             return digest
 
     async def monolithic(
@@ -203,6 +221,7 @@ class UploadStore:
         async with self._exclusive(session_id):
             await self._load(name, session_id)
             await self._forget(session_id)
+            await self._events.publish(UploadCancelled(repository=name, session_id=session_id))
 
     async def mount(self, name: str, digest: Digest, source: str | None) -> bool:
         """Link an existing blob into `name`: from `source`, or from anywhere when None."""
@@ -214,6 +233,7 @@ class UploadStore:
             return False
         if await self._blobs.exists_anywhere(digest) and await self._blobs.claim_data(digest):
             await self._blobs.link(name, digest)
+            await self._events.publish(BlobLinked(repository=name, digest=digest, source=source))
             return True
         return False
 
@@ -240,8 +260,12 @@ class UploadStore:
             try:
                 async with self._exclusive(session_id):
                     if now - await self._idle_since(session_id) > max_idle:
+                        name = await self._repository_of(session_id)
                         await self._forget(session_id)
                         purged.append(session_id)
+                        await self._events.publish(
+                            UploadPurged(repository=name or "", session_id=session_id)
+                        )
             except BlobUploadUnknown:
                 continue  # gone meanwhile, or not a session's name
         return purged
@@ -256,6 +280,13 @@ class UploadStore:
             except PathNotFound:
                 return 0.0
         return state.updated
+
+    async def _repository_of(self, session_id: str) -> str | None:
+        try:
+            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
+        except PathNotFound:
+            return None
+        return state.name
 
     def _remember(self, session_id: str, live: _Live) -> None:
         self._live[session_id] = live

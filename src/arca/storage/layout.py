@@ -27,6 +27,12 @@ quarantine/<alg>/<hex>/record                      what scrub found (JSON)
 scrub/progress                                     the shards a scrub has finished (resume)
 auth/signing-key.pem                               token signing key, when none is configured
 auth/robots/<name>                                 a robot token: its hashed secret and grant (JSON)
+events/log/<block>/<commit>                        one commit of the event log (JSON)
+events/segments/<block>/<first>-<last>             commits compacted into one object
+events/webhooks/<webhook>/cursor                   the last event delivered
+events/webhooks/<webhook>/dead/<event-id>          events given up on, with the error
+events/webhooks/<webhook>/redeliver/<event-id>     dead letters queued again
+leases/<lease>/<generation>                        who holds a lease (webhooks, GC…), until when
 ```
 
 `<key>` of a tombstone is the sha256 of the object's path, so any object (a link, a
@@ -41,6 +47,11 @@ newest-first) then the manifest digest, so listing is `list(prefix, start_after)
 and a push or delete writes or removes its own objects, never a shared one. A label
 value may hold any character, so `<value>` is `v=` and the value percent-encoded
 (with `.` and `~` too), or `h=` and its sha256 when that would be over 200 bytes.
+
+The event log (`arca.events.log`) is a dense sequence of commits, each one immutable
+object written create-only at the next number: `<commit>` is 12 digits so a listing
+is commit order, and `<block>` (`commit // EVENT_BLOCK`, 12 digits) keeps a directory
+to a listable size.
 """
 
 from __future__ import annotations
@@ -59,6 +70,10 @@ GC = "gc"
 TRASH = "trash"
 QUARANTINE = "quarantine"
 SCRUB = "scrub"
+EVENTS = "events"
+LEASES = "leases"
+EVENT_BLOCK = 10_000
+"""Commits per `events/log/<block>` directory."""
 
 # Directory names inside a repository; a repository "exists" when one of them does.
 LAYERS_DIR = "_layers"
@@ -386,3 +401,56 @@ def upload_markers(name: str) -> str:
 
 def upload_marker(name: str, session_id: str) -> str:
     return f"{upload_markers(name)}/{session_id}"
+
+
+def event_log() -> str:
+    return f"{EVENTS}/log"
+
+
+def event_block(block: int) -> str:
+    return f"{EVENTS}/log/{block:012d}"
+
+
+def event_commit(commit: int) -> str:
+    return f"{event_block(commit // EVENT_BLOCK)}/{commit:012d}"
+
+
+def event_segments(block: int | None = None) -> str:
+    base = f"{EVENTS}/segments"
+    return base if block is None else f"{base}/{block:012d}"
+
+
+def event_segment(first: int, last: int) -> str:
+    return f"{event_segments(first // EVENT_BLOCK)}/{first:012d}-{last:012d}"
+
+
+def webhook(name: str) -> str:
+    return f"{EVENTS}/webhooks/{name}"
+
+
+def webhook_cursor(name: str) -> str:
+    return f"{webhook(name)}/cursor"
+
+
+def webhook_dead_letters(name: str) -> str:
+    return f"{webhook(name)}/dead"
+
+
+def webhook_dead_letter(name: str, event_id: str) -> str:
+    return f"{webhook_dead_letters(name)}/{event_id}"
+
+
+def webhook_redeliveries(name: str) -> str:
+    return f"{webhook(name)}/redeliver"
+
+
+def webhook_redelivery(name: str, event_id: str) -> str:
+    return f"{webhook_redeliveries(name)}/{event_id}"
+
+
+def lease(name: str) -> str:
+    return f"{LEASES}/{name}"
+
+
+def lease_generation(name: str, generation: int) -> str:
+    return f"{lease(name)}/{generation:012d}"

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from arca import __version__
 from arca.api.control._http import DEFAULT_LIMIT, MAX_LIMIT
 from arca.control.index import SCAN_LIMIT
+from arca.events.log import SCAN_LIMIT as EVENT_SCAN_LIMIT
 
 
 def _ref(schema: str) -> dict[str, str]:
@@ -251,6 +252,127 @@ PARAMETERS: dict[str, Any] = {
     },
 }
 
+SCHEMAS["CloudEvent"] = {
+    "type": "object",
+    "description": "One event, CloudEvents 1.0 JSON (docs/events.md).",
+    "required": ["specversion", "id", "source", "type", "time", "subject", "data"],
+    "properties": {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "pattern": "^[0-9]{12}-[0-9]{4}$"},
+        "source": {"type": "string"},
+        "type": {"type": "string", "pattern": "^dev[.]arca[.]"},
+        "time": {"type": "string", "format": "date-time"},
+        "subject": {"type": "string"},
+        "datacontenttype": {"const": "application/json"},
+        "data": {
+            "type": "object",
+            "required": ["repository", "actor"],
+            "properties": {"repository": {"type": "string"}, "actor": _NULLABLE_STRING},
+        },
+    },
+}
+SCHEMAS["EventPage"] = _object(
+    {
+        "events": {"type": "array", "items": _ref("CloudEvent")},
+        "cursor": {
+            **_NULLABLE_STRING,
+            "description": "The last event examined; pass it as `after` to go on.",
+        },
+        "more": {"type": "boolean", "description": "The page stopped at `n` or the scan bound."},
+    }
+)
+_WEBHOOK = {"name": "webhook", "in": "path", "required": True, "schema": {"type": "string"}}
+_EVENT_FILTERS = [
+    {
+        "name": "type",
+        "in": "query",
+        "description": "Event types (`manifest.pushed`, …); repeatable or comma-separated.",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "style": "form",
+        "explode": True,
+    },
+    {
+        "name": "repository",
+        "in": "query",
+        "description": "Repository globs (`*` matches `/` too); repeatable.",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "style": "form",
+        "explode": True,
+    },
+]
+_AFTER = {
+    "name": "after",
+    "in": "query",
+    "description": "An event id: start after it (default: the oldest event kept).",
+    "schema": {"type": "string"},
+}
+EVENT_PATHS: dict[str, Any] = {
+    "/api/v1/events": {
+        "get": {
+            "operationId": "listEvents",
+            "summary": "Events in log order, after a cursor, filtered by type and repository.",
+            "description": f"At most {EVENT_SCAN_LIMIT} events are examined per request; a page "
+            "may then hold fewer than `n` and still have `more`.",
+            "parameters": [
+                _AFTER,
+                {
+                    "name": "n",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                },
+                *_EVENT_FILTERS,
+            ],
+            "responses": {
+                "200": {
+                    **_json("EventPage", 'A page; `Link: <…>; rel="next"` when `more`.'),
+                    "headers": {"Link": {"schema": {"type": "string"}}},
+                },
+                **_ERRORS,
+            },
+        }
+    },
+    "/api/v1/events/stream": {
+        "get": {
+            "operationId": "streamEvents",
+            "summary": "Server-Sent Events: every event from `Last-Event-ID` (or `after`) on.",
+            "parameters": [_AFTER, *_EVENT_FILTERS],
+            "responses": {"200": {"description": "`text/event-stream`, one event per message."}},
+        }
+    },
+    "/api/v1/events/webhooks": {
+        "get": {
+            "operationId": "listWebhooks",
+            "summary": "Each webhook: its cursor, whether a replica delivers, dead letters.",
+            "responses": {"200": {"description": '`{"webhooks": [...]}`'}},
+        }
+    },
+    "/api/v1/events/webhooks/{webhook}/dead-letters": {
+        "parameters": [_WEBHOOK],
+        "get": {
+            "operationId": "listDeadLetters",
+            "summary": "Events the webhook gave up on, with the last error.",
+            "responses": {"200": {"description": '`{"dead_letters": [...]}`'}, **_ERRORS},
+        },
+    },
+    "/api/v1/events/webhooks/{webhook}/dead-letters/redeliver": {
+        "parameters": [_WEBHOOK],
+        "post": {
+            "operationId": "redeliverDeadLetters",
+            "summary": "Queue dead letters (all, or each `id` given) for delivery again.",
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "query",
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                    "style": "form",
+                    "explode": True,
+                }
+            ],
+            "responses": {"202": {"description": '`{"queued": [ids]}`'}, **_ERRORS},
+        },
+    },
+}
+
 PATHS: dict[str, Any] = {
     "/api/v1/repositories/{name}/artifacts": {
         "parameters": [_NAME],
@@ -403,7 +525,7 @@ def document() -> dict[str, Any]:
             "description": "Artifact workflows over the OCI registry: list with label "
             "filters, latest, one record, verify, delete by label (docs/artifacts.md).",
         },
-        "paths": PATHS,
+        "paths": {**PATHS, **EVENT_PATHS},
         "components": {"schemas": SCHEMAS, "parameters": PARAMETERS},
     }
 

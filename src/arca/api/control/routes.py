@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from arca.api.auth import LOGIN, PUBLIC, guard
-from arca.api.control import artifacts, gc
+from arca.api.auth import LISTING, LOGIN, PUBLIC, guard
+from arca.api.control import artifacts, events, gc
 from arca.api.control.openapi import openapi
 from arca.auth.policy import DELETE, PULL
 
@@ -20,6 +20,19 @@ CONTROL_ROUTES: list[BaseRoute] = [
     Route("/api/v1/openapi.json", guard(openapi, GET=PUBLIC)),
     # Acts on every repository: the handler asks for admin everywhere (api/control/gc.py).
     Route("/api/v1/gc", guard(gc.collect, POST=LOGIN)),
+    # The log spans every repository: any signed-in caller, each event shown only if the
+    # caller may pull its repository (as the catalog does).
+    Route("/api/v1/events", guard(events.page, GET=LISTING)),
+    Route("/api/v1/events/stream", guard(events.stream, GET=LISTING)),
+    Route("/api/v1/events/webhooks", guard(events.webhooks, GET=LISTING)),
+    Route(
+        "/api/v1/events/webhooks/{webhook}/dead-letters",
+        guard(events.dead_letters, GET=LISTING),
+    ),
+    Route(
+        "/api/v1/events/webhooks/{webhook}/dead-letters/redeliver",
+        guard(events.redeliver, POST=LISTING),
+    ),
     Route(
         "/api/v1/repositories/{name:path}/artifacts",
         guard(artifacts.ArtifactsEndpoint, GET=PULL, DELETE=DELETE),
