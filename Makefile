@@ -60,6 +60,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+## check: ruff (lint, format) and mypy --strict on src/ and tests/ (what .ci/run runs first)
 check: lint typecheck
 
 ## bench: throughput and request-rate figures, arca beside the reference registry

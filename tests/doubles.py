@@ -1,7 +1,12 @@
-"""Test doubles around a real driver: count calls or fail chosen ones (nothing mocks the store)."""
+"""Test doubles around a real driver: count calls or fail chosen ones (nothing mocks the store).
+
+`WrappingDriver` forwards every hook of the contract; tests/storage/test_checked.py
+enumerates the contract to keep it so.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
@@ -14,6 +19,7 @@ class WrappingDriver(Driver):
     def __init__(self, inner: Driver) -> None:
         self.inner = inner
         self.name = inner.name
+        self.chunk_min_length = inner.chunk_min_length
 
     def _seen(self, method: str, path: str) -> None:
         pass
@@ -37,6 +43,10 @@ class WrappingDriver(Driver):
         self._seen("stat", path)
         return await self.inner.stat(path)
 
+    async def exists(self, path: str) -> bool:
+        self._seen("exists", path)
+        return await self.inner.exists(path)
+
     async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
         self._seen("list", prefix)
         async for name in self.inner.list(prefix, start_after):
@@ -58,6 +68,10 @@ class WrappingDriver(Driver):
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         self._seen("writer", path)
         return await self.inner.writer(path, append)
+
+    def lock(self, prefix: str) -> contextlib.AbstractAsyncContextManager[None]:
+        self._seen("lock", prefix)
+        return self.inner.lock(prefix)
 
     async def url_for(self, path: str, expires: int = 900) -> str | None:
         return await self.inner.url_for(path, expires)

@@ -81,8 +81,16 @@ def _help_without_python_types() -> None:
 
 
 _help_without_python_types()
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="arca, an OCI artifact registry")
-index_app = typer.Typer(no_args_is_help=True, help="The artifact index behind `arca ls`.")
+_HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="arca, an OCI artifact registry",
+    context_settings=_HELP,
+)
+index_app = typer.Typer(
+    no_args_is_help=True, help="The artifact index behind `arca ls`.", context_settings=_HELP
+)
 app.add_typer(index_app, name="index")
 auth_commands.register(app)  # arca user …, arca token …, arca login (docs/auth.md)
 trash_app = typer.Typer(no_args_is_help=True, help="What garbage collection swept, restorable.")
@@ -95,13 +103,46 @@ _stderr = Console(stderr=True, soft_wrap=True)
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from arca import __version__
+
+        typer.echo(f"arca {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """arca, an OCI artifact registry."""
+
+
 def _settings(config: Path | None, overrides: dict[str, str]) -> Settings:
     environ = {**os.environ, **overrides}
     try:
         return load_settings(environ, config)
     except ConfigError as exc:
         typer.echo(f"arca: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
+def _check_storage(settings: Settings) -> None:
+    """Build (and close) the configured driver, so a root that is a file or cannot be
+    created is one line and exit 2 before anything binds. Never contacts a remote backend."""
+    from arca.storage.drivers import load_driver
+
+    try:
+        driver = load_driver(settings.storage.driver, settings.storage.driver_options())
+    except ValueError as exc:  # OptionError, DriverUnavailable
+        typer.echo(f"arca: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    asyncio.run(driver.close())
 
 
 # -- serving ---------------------------------------------------------------------------
@@ -132,6 +173,7 @@ def serve(
     if workers is not None:
         overrides["ARCA_SERVER_WORKERS"] = str(workers)
     settings = _settings(config, overrides)
+    _check_storage(settings)
     # Worker processes rebuild the same settings from the environment.
     os.environ.update(overrides)
     if config is not None:
@@ -168,10 +210,18 @@ def _storage_overrides(storage: Path | None) -> dict[str, str]:
 
 
 @app.command("check-config")
-def check_config(path: Path) -> None:
-    """Validate a configuration file and print the settings it gives."""
+def check_config(
+    path: Annotated[Path, typer.Argument(help="The TOML file; ARCA_* variables apply too.")],
+) -> None:
+    """Validate a configuration file and print the effective settings (secrets masked).
+
+    Exit 2, with one line naming the key, for anything `arca serve` would refuse."""
+    from arca.config import describe
+
     settings = _settings(path, {})
-    typer.echo(f"{path}: ok (storage driver {settings.storage.driver})")
+    _check_storage(settings)
+    typer.echo(f"# {path}: ok; effective settings (defaults filled in, secrets masked)")
+    typer.echo(describe(settings), nl=False)
 
 
 @index_app.command("rebuild")
@@ -188,23 +238,18 @@ def index_rebuild(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Rewrite the artifact index from the manifests in storage (no server needed)."""
-    from arca.control.artifacts import ArtifactControl
-    from arca.registry.registry import Registry
-    from arca.storage.drivers import load_driver
+    from arca.app import open_services
 
     settings = _settings(config, _storage_overrides(storage))
 
     async def rebuild() -> list[dict[str, Any]]:
-        driver = load_driver(settings.storage.driver, settings.storage.driver_options())
-        try:
-            index = ArtifactControl.attach(Registry(driver, settings)).index
+        async with open_services(settings) as services:
+            index = services.control.index
             reports = (
                 [await index.rebuild(repository) for repository in name]
                 if name
                 else await index.rebuild_all()
             )
-        finally:
-            await driver.close()
         return [{"name": r.name, "entries": r.entries, "removed": r.removed} for r in reports]
 
     try:

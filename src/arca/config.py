@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from arca.storage.options import DriverOptions
 
 MiB = 1 << 20
 
@@ -23,12 +27,20 @@ class ConfigError(ValueError):
     """A configuration file or override that arca cannot use."""
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_FORMATS = ("text", "json")
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
     log_level: str = "info"
+    # "text" for a terminal, "json" (one object per line) for a log collector.
+    log_format: str = "text"
+    # One line per request (logger arca.access), at info level.
+    access_log: bool = True
     # Base URL clients reach us at, for absolute Location headers; relative if empty.
     public_url: str = ""
     # Refuse every write (push, delete) with a clear error: maintenance, a mirror's copy.
@@ -36,6 +48,19 @@ class ServerSettings:
     # PEM files: serve HTTPS directly (docs/deployment.md shows the reverse-proxy way).
     tls_cert: str = ""
     tls_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ConfigError("server.host must name an address to listen on")
+        # uvicorn would bind port % 65536: refuse what the kernel would not take.
+        _in_range("server", self, "port", 1, 65535)
+        _in_range("server", self, "workers", 1, 1024)
+        _one_of("server", self, "log_level", LOG_LEVELS)
+        _one_of("server", self, "log_format", LOG_FORMATS)
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"server.public_url must be an http:// or https:// URL, not {self.public_url!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,13 @@ class LimitSettings:
     header_timeout_seconds: int = 20
     body_timeout_seconds: int = 60
     body_min_bytes_per_second: int = 1024
+
+    def __post_init__(self) -> None:
+        for key in ("manifest_max_bytes", "referrers_page_size", "tags_page_size"):
+            _in_range("limits", self, key, 1)
+        _in_range("limits", self, "catalog_page_size", 1)
+        _in_range("limits", self, "upload_expiry_seconds", 1)
+        _in_range("limits", self, "upload_purge_interval_seconds", 0)
 
 
 _WEBHOOK_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -255,6 +287,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         raise ConfigError("gc.lease_seconds must be >= 1")
     if settings.trash.retention_seconds < 0:
         raise ConfigError("trash.retention_seconds must be >= 0")
+    storage_options(settings)  # the driver's own checks, without touching the backend
     return settings
 
 
@@ -265,6 +298,31 @@ def _check_auth(settings: Settings) -> None:
         check(settings)
     except AuthConfigError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def storage_options(settings: Settings) -> DriverOptions:
+    """The chosen driver's `[storage.<driver>]` table, parsed into its typed options."""
+    from arca.storage.drivers import driver_options
+
+    try:
+        return driver_options(settings.storage.driver, settings.storage.driver_options())
+    except ValueError as error:  # OptionError, DriverUnavailable: one line naming the key
+        raise ConfigError(str(error)) from None
+
+
+def _in_range(
+    section: str, values: object, key: str, minimum: int, maximum: int | None = None
+) -> None:
+    value = getattr(values, key)
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum}"
+        raise ConfigError(f"{section}.{key} must be {bounds}, not {value!r}")
+
+
+def _one_of(section: str, values: object, key: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(values, key)
+    if value not in allowed:
+        raise ConfigError(f"{section}.{key} must be one of {', '.join(allowed)}, not {value!r}")
 
 
 def _section(cls: type[Any], name: str, values: Any) -> Any:
@@ -282,8 +340,12 @@ def _section(cls: type[Any], name: str, values: Any) -> Any:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"[{name}.{key}] must be a table")
             checked[key] = {**default, **value}
+        elif type(default) is bool and type(value) is not bool:
+            raise ConfigError(f"{name}.{key} must be true or false, not {value!r}")
         elif type(default) is int and (type(value) is not int):
             raise ConfigError(f"{name}.{key} must be an integer, not {value!r}")
+        elif type(default) is float and type(value) not in (int, float):
+            raise ConfigError(f"{name}.{key} must be a number, not {value!r}")
         elif type(default) is str and not isinstance(value, str):
             raise ConfigError(f"{name}.{key} must be a string, not {value!r}")
         elif type(default) is bool and type(value) is not bool:
@@ -366,3 +428,45 @@ class _WebhookDefaults(WebhookSettings):
     """WebhookSettings with a default url, so `_section` can read its defaults."""
 
     url: str = ""
+
+
+_SECRET_WORDS = ("secret", "password", "token", "credential")
+
+
+def describe(settings: Settings) -> str:
+    """The effective settings as TOML, secrets masked: what `arca check-config` prints.
+
+    Only the chosen driver's table is shown, with every option's value (defaults too)."""
+    from arca.storage.options import masked
+
+    lines: list[str] = []
+    for section in dataclasses.fields(settings):
+        values = getattr(settings, section.name)
+        lines.append(f"\n[{section.name}]")
+        tables: dict[str, Mapping[str, Any]] = {}
+        for item in dataclasses.fields(values):
+            value = getattr(values, item.name)
+            if isinstance(value, Mapping):
+                tables[item.name] = value
+            else:
+                lines.append(f"{item.name} = {_toml(item.name, value)}")
+        if isinstance(values, StorageSettings):
+            tables = {values.driver: masked(storage_options(settings))}
+        for name, table in tables.items():
+            lines.append(f"\n[{section.name}.{name}]")
+            lines.extend(f"{key} = {_toml(key, value)}" for key, value in table.items())
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _toml(key: str, value: Any) -> str:
+    if isinstance(value, str) and value and any(w in key.lower() for w in _SECRET_WORDS):
+        value = "***"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(key, v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(k, v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import blake3
 import pytest
@@ -36,7 +37,7 @@ def artifact_file(
 
 
 def make_artifact(**overrides) -> Artifact:
-    fields = {
+    fields: dict[str, Any] = {
         "name": "nightly-report",
         "version": "2026.11.22",
         "created": datetime(2026, 11, 22, 3, 0, tzinfo=UTC),

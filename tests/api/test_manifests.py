@@ -226,7 +226,8 @@ def test_referrers_paginate_with_link(client_factory):
         put_manifest(client, "app", f"r{i}", _referrer(client, subject, "t/x", str(i)))
         for i in range(5)
     }
-    seen, url = [], f"/v2/app/referrers/{sha256(subject)}"
+    seen: list[str] = []
+    url: str | None = f"/v2/app/referrers/{sha256(subject)}"
     while url:
         response = client.get(url)
         seen += [d["digest"] for d in response.json()["manifests"]]

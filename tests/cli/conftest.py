@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ def storage(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def invoke(storage: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+def invoke(storage: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     """Run `arca …` in-process against an app over filesystem storage at `storage`."""
     app = create_app(driver=FilesystemDriver(str(storage)))
     transport = httpx.ASGITransport(app=app)

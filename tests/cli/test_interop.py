@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def server(tmp_path: Path) -> Iterator[ArcaServer]:
 
 
 @pytest.fixture
-def pushed(server: ArcaServer, tmp_path: Path) -> dict:
+def pushed(server: ArcaServer, tmp_path: Path) -> dict[str, Any]:
     root = tmp_path / "build"
     for path, data in FILES.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,8 @@ def pushed(server: ArcaServer, tmp_path: Path) -> dict:
         "push", "ci/reports:run-7", root, "-l", "run_id=run-7", "-l", "status=pass", "--json"
     )
     assert result.exit_code == 0, result.output
-    return json_out(result)
+    document: dict[str, Any] = json_out(result)
+    return document
 
 
 def skopeo(home: Path, *args: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -26,7 +27,7 @@ def index_of(client: TestClient) -> ArtifactIndex:
     return index
 
 
-def versions(body: dict) -> list[str]:
+def versions(body: dict[str, Any]) -> list[str]:
     return [artifact["version"] for artifact in body["artifacts"]]
 
 
@@ -171,7 +172,7 @@ def test_push_writes_its_own_objects_one_per_label(client_factory):
 
 
 def test_rebuild_restores_a_lost_index_and_drops_stale_entries(client):
-    driver = client.app.state.registry.driver  # type: ignore[attr-defined]
+    driver = client.app.state.registry.driver
     for i in range(5):
         push_artifact(client, "reports", f"v{i}", minute=i, labels={"run_id": f"r{i}"})
     push_oci(client, "other/repo", "x", {"dev.arca.label.k": "v"}, b"oci")
@@ -198,7 +199,7 @@ def test_a_late_write_for_a_deleted_manifest_leaves_no_entry(client):
         "reports", Digest.parse(digest), parse_manifest(data, OCI_MANIFEST), ("v1",)
     )
     asyncio.run(late)
-    driver = client.app.state.registry.driver  # type: ignore[attr-defined]
+    driver = client.app.state.registry.driver
     assert asyncio.run(_objects(driver, layout.index("reports"))) == []
 
 

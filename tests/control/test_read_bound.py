@@ -21,7 +21,7 @@ from tests.control.helpers import BASE, listing
 from tests.doubles import CountingDriver
 
 ARTIFACTS = 1000
-READS = ("get", "open_read", "stat", "list", "walk")
+READS = ("get", "open_read", "stat", "exists", "list", "walk")
 
 
 async def seed(registry) -> None:

@@ -29,18 +29,22 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-CONFIG = {"mediaType": mt.OCI_CONFIG, "digest": sha256(b"config"), "size": 6}
+CONFIG: dict[str, Any] = {"mediaType": mt.OCI_CONFIG, "digest": sha256(b"config"), "size": 6}
 EMPTY = {"mediaType": mt.OCI_EMPTY, "digest": mt.EMPTY_JSON_DIGEST, "size": 2}
-LAYER = {"mediaType": mt.OCI_LAYER_TAR_GZIP, "digest": sha256(b"layer"), "size": 5}
-LAYER2 = {"mediaType": mt.OCI_LAYER_TAR_GZIP, "digest": sha256(b"layer2"), "size": 6}
-SUBJECT = {"mediaType": mt.OCI_MANIFEST, "digest": sha256(b"subject"), "size": 7}
-CHILD_AMD64 = {
+LAYER: dict[str, Any] = {"mediaType": mt.OCI_LAYER_TAR_GZIP, "digest": sha256(b"layer"), "size": 5}
+LAYER2: dict[str, Any] = {
+    "mediaType": mt.OCI_LAYER_TAR_GZIP,
+    "digest": sha256(b"layer2"),
+    "size": 6,
+}
+SUBJECT: dict[str, Any] = {"mediaType": mt.OCI_MANIFEST, "digest": sha256(b"subject"), "size": 7}
+CHILD_AMD64: dict[str, Any] = {
     "mediaType": mt.OCI_MANIFEST,
     "digest": sha256(b"amd64"),
     "size": 5,
     "platform": {"architecture": "amd64", "os": "linux"},
 }
-CHILD_ARM = {
+CHILD_ARM: dict[str, Any] = {
     "mediaType": mt.OCI_MANIFEST,
     "digest": sha256(b"arm"),
     "size": 3,

@@ -90,7 +90,9 @@ def test_name_detail_is_bounded_for_huge_names() -> None:
     with pytest.raises(NameInvalid) as caught:
         validate_name("a" * 100_000)
     assert len(caught.value.message) < 200
-    assert len(caught.value.detail["name"]) < 400
+    detail = caught.value.detail
+    assert isinstance(detail, dict)
+    assert len(detail["name"]) < 400
 
 
 def test_non_string_name_is_name_invalid() -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from arca.storage.checked import checked
 from arca.storage.driver import Driver
 from arca.storage.drivers.filesystem import FilesystemDriver
 from arca.storage.drivers.memory import MemoryDriver
@@ -139,13 +140,16 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=BACKENDS)
 async def new_driver(request: pytest.FixtureRequest) -> AsyncIterator[NewDriver]:
-    """Make driver instances on one fresh storage; all are closed after the test."""
+    """Make driver instances on one fresh storage; all are closed after the test.
+
+    Each is behind the checking wrapper, as every loaded driver is (storage/checked.py):
+    the contract, path checks included, is what the wrapped driver gives."""
     request.node.stash[GAPS] = getattr(request.param, "gaps", {})
     make: NewDriver = request.param(request)
     made: list[Driver] = []
 
     def new() -> Driver:
-        made.append(make())
+        made.append(checked(make()))
         return made[-1]
 
     yield new

@@ -6,8 +6,13 @@ manifests or repositories; `arca.storage.layout` builds every path it is given.
 Paths are `/`-separated, relative, without empty, `.` or `..` components (see
 `check_path`). A component ending in `~` is reserved for a driver's own
 bookkeeping (temporary files, writer state), so no object can collide with it and
-drivers can hide such names from `list` and `walk`. Every driver must pass the
-shared suite in tests/storage/.
+drivers can hide such names from `list` and `walk`. Every loaded driver sits behind
+`arca.storage.checked.CheckedDriver`, which checks every path once, so a driver may
+trust the paths it is given. Every driver must pass the shared suite in tests/storage/
+(run through that wrapper).
+
+A driver declares its `[storage.<name>]` options as a frozen dataclass
+(`options_type`, see storage/options.py) and is listed by name in storage/drivers/.
 
 Guarantees every driver gives:
 - `put` is atomic: a reader sees the old object, the new one, or nothing; never a part.
@@ -28,6 +33,9 @@ import abc
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from arca.storage.options import DriverOptions
 
 CHUNK_SIZE = 2 << 20
 """Read and write granularity: large enough that per-chunk overhead is noise.
@@ -122,6 +130,14 @@ class Driver(abc.ABC):
     chunk_min_length: int = 0
     """Writes smaller than this cost the backend extra work (S3's part minimum); the
     registry advertises it as OCI-Chunk-Min-Length. Smaller chunks still work."""
+    options_type: ClassVar[type[DriverOptions]] = DriverOptions
+    """The frozen dataclass of this driver's `[storage.<name>]` options (storage/options.py)."""
+
+    @classmethod
+    def from_options(cls, options: DriverOptions) -> Self:
+        """A driver from its parsed options; by default, each option is a constructor
+        argument of the same name."""
+        return cls(**options.as_arguments())
 
     @abc.abstractmethod
     async def get(self, path: str) -> bytes:

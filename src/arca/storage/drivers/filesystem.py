@@ -28,6 +28,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from arca.storage.driver import (
@@ -41,8 +42,8 @@ from arca.storage.driver import (
     ObjectInfo,
     PathNotFound,
     StorageError,
-    check_path,
 )
+from arca.storage.options import DriverOptions, OptionError
 
 _SMALL_FILE = 64 * 1024
 # A prefix's lock file (hidden like every `~` name) and how often a waiter retries it.
@@ -82,14 +83,30 @@ def _map_errors(path: str, *, writing: bool = False) -> Iterator[None]:
         raise StorageError(f"{path}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class FilesystemOptions(DriverOptions):
+    root: str = "./data"
+    fsync: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.root:
+            raise OptionError("root", "must name a directory")
+
+
 class FilesystemDriver(Driver):
     name = "filesystem"
+    options_type = FilesystemOptions
 
     def __init__(self, root: str, fsync: bool = True) -> None:
         """`fsync=False` trades durability for write speed: after a power cut, objects
         written shortly before may be empty or missing (docs/storage.md)."""
         self._durable = fsync
-        os.makedirs(root, exist_ok=True)
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise OptionError("root", f"{root!r} exists and is not a directory")
+        try:
+            os.makedirs(root, exist_ok=True)
+        except OSError as error:
+            raise OptionError("root", f"{root!r} cannot be created: {error.strerror}") from None
         self._root = os.path.realpath(root)
         self._inside = os.path.join(self._root, "")  # "<root>/": what every real path starts with
 
@@ -218,8 +235,11 @@ class FilesystemDriver(Driver):
     # -- helpers (the underscored sync ones run in a worker thread) -----------------------
 
     def _resolve(self, path: str) -> str:
-        """`path` under the root; refuses one whose real path (symlinks followed) leaves it."""
-        full = os.path.join(self._root, check_path(path))
+        """`path` under the root; refuses one whose real path (symlinks followed) leaves it.
+
+        The path's grammar was checked by the wrapper (storage/checked.py); this guards
+        what only a filesystem has, symlinks planted in the root."""
+        full = os.path.join(self._root, path)
         if not os.path.realpath(full).startswith(self._inside):
             raise InvalidPath(path)
         return full

@@ -1,4 +1,7 @@
-"""An in-memory driver: the test double for every service test, never for production."""
+"""An in-memory driver: the test double for every service test, never for production.
+
+Paths are checked by the wrapper every loaded driver goes through (storage/checked.py).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from arca.storage.driver import (
     InvalidOffset,
     ObjectInfo,
     PathNotFound,
-    check_path,
 )
 
 
@@ -37,7 +39,6 @@ class MemoryDriver(Driver):
         return self._lookup(path).data
 
     async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
-        check_path(path)
         if if_absent and path in self._objects:
             raise AlreadyExists(path)
         self._objects[path] = _Object(bytes(data))
@@ -57,21 +58,20 @@ class MemoryDriver(Driver):
         return ObjectInfo(path, len(obj.data), obj.modified)
 
     async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
-        base = check_path(prefix) + "/"
+        base = prefix + "/"
         names = {p[len(base) :].split("/", 1)[0] for p in self._objects if p.startswith(base)}
         for name in sorted(names):
             if start_after is None or name > start_after:
                 yield name
 
     async def walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        base = check_path(prefix) + "/"
+        base = prefix + "/"
         for path in sorted(p for p in self._objects if p.startswith(base)):
             obj = self._objects.get(path)
             if obj is not None:
                 yield ObjectInfo(path, len(obj.data), obj.modified)
 
     async def delete(self, path: str) -> None:
-        check_path(path)
         doomed = [p for p in self._objects if p == path or p.startswith(path + "/")]
         doomed_pending = [p for p in self._pending if p == path or p.startswith(path + "/")]
         if not doomed and not doomed_pending:
@@ -83,12 +83,10 @@ class MemoryDriver(Driver):
 
     async def move(self, source: str, destination: str) -> None:
         obj = self._lookup(source)
-        check_path(destination)
         self._objects[destination] = obj
         del self._objects[source]
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        check_path(path)
         if append:
             if path not in self._pending:
                 raise PathNotFound(path)
@@ -97,7 +95,6 @@ class MemoryDriver(Driver):
         return _MemoryWriter(self, path)
 
     def _lookup(self, path: str) -> _Object:
-        check_path(path)
         try:
             return self._objects[path]
         except KeyError:

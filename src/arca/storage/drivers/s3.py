@@ -55,6 +55,7 @@ from arca.storage.driver import (
     StorageError,
     check_path,
 )
+from arca.storage.options import DriverOptions, OptionError, secret
 
 MIN_PART_SIZE = 5 << 20
 """S3's minimum size of every part but the last."""
@@ -114,63 +115,90 @@ class _Part:
     size: int
 
 
+@dataclass(frozen=True)
+class S3Options(DriverOptions):
+    """`[storage.s3]`: every key is documented in docs/configuration.md."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = secret()
+    session_token: str | None = secret()
+    addressing_style: str = "auto"
+    redirect: bool = False
+    public_endpoint_url: str | None = None
+    part_size: int = 8 << 20
+    max_attempts: int = 3
+    connect_timeout: float = 3.0
+    read_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.bucket:
+            raise OptionError("bucket", "is required")
+        if any(c.isspace() or c == "/" for c in self.bucket):
+            raise OptionError("bucket", f"must be a bucket name, not {self.bucket!r}")
+        if self.addressing_style not in ("auto", "path", "virtual"):
+            raise OptionError(
+                "addressing_style", f"must be auto, path or virtual, not {self.addressing_style!r}"
+            )
+        if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
+            raise OptionError(
+                "part_size", f"must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes"
+            )
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise OptionError(
+                "access_key_id", "and secret_access_key go together: give both, or neither"
+            )
+        if self.max_attempts < 1:
+            raise OptionError("max_attempts", "must be at least 1")
+        for key in ("connect_timeout", "read_timeout"):
+            if getattr(self, key) <= 0:
+                raise OptionError(key, "must be more than 0 seconds")
+        for key in ("endpoint_url", "public_endpoint_url"):
+            url = getattr(self, key)
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise OptionError(key, f"must be an http:// or https:// URL, not {url!r}")
+        prefix = self.prefix.strip("/")
+        try:
+            if prefix:
+                check_path(prefix)
+        except InvalidPath:
+            raise OptionError("prefix", f"is not a valid key prefix: {self.prefix!r}") from None
+
+
 class S3Driver(Driver):
     name = "s3"
     chunk_min_length = MIN_PART_SIZE
+    options_type = S3Options
 
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = "",
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        session_token: str | None = None,
-        addressing_style: str = "auto",
-        redirect: bool = False,
-        public_endpoint_url: str | None = None,
-        part_size: int = 8 << 20,
-        max_attempts: int = 3,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 30.0,
-    ) -> None:
-        if not bucket:
-            raise ValueError("s3: bucket is required")
-        if addressing_style not in ("auto", "path", "virtual"):
-            raise ValueError(
-                f"s3: addressing_style must be auto, path or virtual, not {addressing_style!r}"
-            )
-        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
-            raise ValueError(
-                f"s3: part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes"
-            )
-        if (access_key_id is None) != (secret_access_key is None):
-            raise ValueError("s3: give both access_key_id and secret_access_key, or neither")
-        if max_attempts < 1:
-            raise ValueError("s3: max_attempts must be at least 1")
-        prefix = prefix.strip("/")
+    def __init__(self, bucket: str, **options: Any) -> None:
+        """`options` are S3Options' fields, checked there."""
+        settings = S3Options(bucket, **options)
+        prefix = settings.prefix.strip("/")
         self.bucket = bucket
-        self.prefix = check_path(prefix) + "/" if prefix else ""
-        self.part_size = part_size
-        self.redirect = redirect
+        self.prefix = prefix + "/" if prefix else ""
+        self.part_size = settings.part_size
+        self.redirect = settings.redirect
         # Instance attributes so tests can exercise multipart copies on small objects.
         self.copy_threshold = MAX_COPY_SIZE
         self.copy_part_size = COPY_PART_SIZE
-        self._endpoints = {False: endpoint_url, True: public_endpoint_url or endpoint_url}
-        self._client_options: dict[str, Any] = {"region_name": region}
-        if access_key_id is not None:  # else the standard AWS chain (env, files, IMDS, IRSA…)
+        endpoint_url = settings.endpoint_url
+        self._endpoints = {False: endpoint_url, True: settings.public_endpoint_url or endpoint_url}
+        self._client_options: dict[str, Any] = {"region_name": settings.region}
+        if settings.access_key_id is not None:  # else the standard AWS chain (env, files, IMDS…)
             self._client_options.update(
-                aws_access_key_id=access_key_id,
-                aws_secret_access_key=secret_access_key,
-                aws_session_token=session_token,
+                aws_access_key_id=settings.access_key_id,
+                aws_secret_access_key=settings.secret_access_key,
+                aws_session_token=settings.session_token,
             )
         self._config = AioConfig(
             signature_version="s3v4",
-            s3={"addressing_style": addressing_style},
-            retries={"max_attempts": max_attempts, "mode": "standard"},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            s3={"addressing_style": settings.addressing_style},
+            retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
             max_pool_connections=_POOL_CONNECTIONS,
             # The 2025 botocore default (CRC trailers on every upload) breaks many
             # S3-compatible stores; arca verifies content by digest itself.
@@ -360,7 +388,7 @@ class S3Driver(Driver):
     # -- helpers -----------------------------------------------------------------------
 
     def _key(self, path: str) -> str:
-        return self.prefix + check_path(path)
+        return self.prefix + path  # checked by the wrapper (storage/checked.py)
 
     async def _client(self, public: bool = False) -> Any:
         """The aiobotocore client, created on first use (`public`: the one that signs URLs)."""
