@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from arca import metrics
 from arca.api.auth import AUTH_ROUTES
 from arca import metrics
 from arca.api.control.routes import CONTROL_ROUTES

@@ -159,45 +159,82 @@ def serve(
         Path | None, typer.Option(envvar="ARCA_CONFIG", help="TOML configuration file.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="trace, debug, info, warning, error or critical.")
+    ] = None,
+    log_format: Annotated[str | None, typer.Option(help="text or json (one per line).")] = None,
 ) -> None:
     """Serve the OCI distribution API (defaults: 127.0.0.1:5000, storage in ./data)."""
     import uvicorn
 
+    from arca.log import logging_config
     from arca.serving import guarded_protocol
 
     overrides = _storage_overrides(storage)
-    if host is not None:
-        overrides["ARCA_SERVER_HOST"] = host
-    if port is not None:
-        overrides["ARCA_SERVER_PORT"] = str(port)
-    if workers is not None:
-        overrides["ARCA_SERVER_WORKERS"] = str(workers)
+    flags = {"HOST": host, "PORT": port, "WORKERS": workers}
+    flags |= {"LOG_LEVEL": log_level, "LOG_FORMAT": log_format}
+    for key, value in flags.items():
+        if value is not None:
+            overrides[f"ARCA_SERVER_{key}"] = json.dumps(value)  # a TOML value: never re-typed
     settings = _settings(config, overrides)
     _check_storage(settings)
+    server = settings.server
     # Worker processes rebuild the same settings from the environment.
     os.environ.update(overrides)
     if config is not None:
         os.environ["ARCA_CONFIG"] = str(config.resolve())
-    uvicorn.run(
-        "arca.app:create_app_from_environment",
-        factory=True,
-        host=settings.server.host,
-        port=settings.server.port,
-        workers=settings.server.workers,
-        log_level=settings.server.log_level,
-        # httptools with the header and body timeouts uvicorn lacks (arca/serving.py).
-        http=guarded_protocol(  # type: ignore[arg-type]
-            settings.limits.header_timeout_seconds,
-            settings.limits.body_timeout_seconds,
-            settings.limits.body_min_bytes_per_second,
-        ),
-        loop="uvloop",
-        access_log=False,
-        server_header=False,
-        timeout_keep_alive=30,
-        ssl_certfile=settings.server.tls_cert or None,
-        ssl_keyfile=settings.server.tls_key or None,
-    )
+    with _metrics_directory(server.workers):
+        uvicorn.run(
+            "arca.app:create_app_from_environment",
+            factory=True,
+            host=server.host,
+            port=server.port,
+            workers=server.workers,
+            log_config=logging_config(server.log_level, server.log_format, server.access_log),
+            log_level=server.log_level,
+            # httptools with the header and body timeouts uvicorn lacks (arca/serving.py).
+            http=guarded_protocol(  # type: ignore[arg-type]
+                settings.limits.header_timeout_seconds,
+                settings.limits.body_timeout_seconds,
+                settings.limits.body_min_bytes_per_second,
+            ),
+            loop="uvloop",
+            access_log=False,  # arca.access (api/observe.py) logs each request instead
+            server_header=False,
+            timeout_keep_alive=30,
+            ssl_certfile=server.tls_cert or None,
+            ssl_keyfile=server.tls_key or None,
+        )
+
+
+@contextmanager
+def _metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers, prometheus-client's multiprocess mode: a directory where each
+    worker keeps its figures, so any worker's /metrics answers the sum (arca/metrics.py).
+
+    An operator's PROMETHEUS_MULTIPROC_DIR is used (emptied first: figures of an earlier
+    run would be added to ours); otherwise a fresh one, removed at exit."""
+    import shutil
+    import tempfile
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    if workers == 1:
+        yield
+        return
+    created = tempfile.mkdtemp(prefix="arca-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def _storage_overrides(storage: Path | None) -> dict[str, str]:
@@ -239,8 +276,10 @@ def index_rebuild(
 ) -> None:
     """Rewrite the artifact index from the manifests in storage (no server needed)."""
     from arca.app import open_services
+    from arca.log import configure
 
     settings = _settings(config, _storage_overrides(storage))
+    configure(settings.server.log_level, settings.server.log_format, access_log=False)
 
     async def rebuild() -> list[dict[str, Any]]:
         async with open_services(settings) as services:

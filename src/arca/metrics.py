@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
@@ -30,6 +30,9 @@ from prometheus_client import (
 from arca import __version__
 
 _MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+# `_created` series double the exposition and no dashboard reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # An upload of a large blob takes minutes; a tag listing milliseconds.
 _HTTP_BUCKETS = (
@@ -42,7 +45,9 @@ _STORAGE_BUCKETS = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The text format every Prometheus (2.x and 3.x) and every agent reads; our names need
+# none of format 1.0.0's escaping.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # -- HTTP (api/observe.py) ---------------------------------------------------------------
 

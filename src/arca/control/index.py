@@ -306,7 +306,7 @@ class ArtifactIndex:
         except ManifestInvalid:
             log.warning(
                 "unparsable manifest left out of the index",
-                extra={"name": name, "digest": str(digest)},
+                extra={"repository": name, "digest": str(digest)},  # "name": a LogRecord field
             )
             return None
         return await self._entry_for(digest, manifest, tags)
