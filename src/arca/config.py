@@ -468,5 +468,7 @@ def _toml(key: str, value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(key, v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(k, v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(k, v)}" for k, v in value.items()) + "}"
+        )
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string

@@ -29,7 +29,7 @@ def test_catalog_skips_and_logs_what_is_not_a_repository(client_factory, tmp_pat
     assert response.status_code == 200, response.text
     assert response.json() == {"repositories": ["team/app", "zeta"]}
     skipped = [r for r in caplog.records if "repositories/" in str(getattr(r, "path", ""))]
-    logged = {r.path for r in skipped}  # type: ignore[attr-defined]
+    logged = {r.path for r in skipped}
     assert {
         "repositories/evil",
         "repositories/team/link",

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -105,14 +106,14 @@ def test_an_arca_document_with_unsafe_paths_is_refused_by_the_registry(server, t
     links = [{"path": "l", "target": "../../etc"}]
     with httpx.Client(base_url=server.url) as http:
         upload(http, "evil/doc", b"hi\n")
-        for document in (
+        documents: tuple[dict[str, Any], ...] = (
             {"files": files[:1]},
             {"files": files[1:]},
             {"files": files[:1], "links": links},
-        ):
-            body = cbor.encode(
-                {"format": 1, "name": "x", "version": "", "labels": {}, "metadata": None} | document
-            )
+        )
+        for document in documents:
+            base: dict[str, Any] = {"format": 1, "name": "x", "version": "", "labels": {}}
+            body = cbor.encode(base | {"metadata": None} | document)
             answer = http.put(
                 "/v2/evil/doc/manifests/v1",
                 content=body,

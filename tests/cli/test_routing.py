@@ -8,17 +8,18 @@ overlap: `demo/app/artifacts/latest` reads as either. The record wins, and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.cli.conftest import json_out
 
 
-def push(invoke, target: str, files: Path, minute: int, *labels: str) -> dict:
+def push(invoke, target: str, files: Path, minute: int, *labels: str) -> dict[str, Any]:
     args = [a for label in labels for a in ("--label", label)]
     result = invoke(
         "push", target, files, *args, "--created", f"2026-02-03T04:{minute:02d}:00Z", "--json"
     )
     assert result.exit_code == 0, result.output
-    document: dict = json_out(result)
+    document: dict[str, Any] = json_out(result)
     return document
 
 

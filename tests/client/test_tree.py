@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,7 +135,7 @@ def test_a_special_file_is_refused_at_push(client, tmp_path):
 
 def test_a_document_with_unsafe_paths_from_a_hostile_registry_writes_nothing(tmp_path):
     """A registry that is not arca may serve any bytes as the CBOR view."""
-    files = [
+    files: list[Any] = [
         {
             "path": path,
             "mediaType": "text/plain",
