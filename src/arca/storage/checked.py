@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 from arca import metrics
 from arca.storage.driver import (
@@ -44,27 +44,17 @@ class CheckedDriver(Driver):
         self.inner = inner
         self.name = inner.name
         self.chunk_min_length = inner.chunk_min_length
+        self._histograms: dict[str, Any] = {}  # operation -> its labelled histogram
 
-    @contextlib.contextmanager
-    def _timed(self, operation: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            with self._counted(operation):
-                yield
-        finally:
-            metrics.STORAGE_DURATION.labels(self.name, operation).observe(
-                time.perf_counter() - start
-            )
+    def _timed(self, operation: str) -> _Timed:
+        histogram = self._histograms.get(operation)
+        if histogram is None:
+            histogram = metrics.STORAGE_DURATION.labels(self.name, operation)
+            self._histograms[operation] = histogram
+        return _Timed(self.name, operation, histogram)
 
-    @contextlib.contextmanager
-    def _counted(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except _ANSWERS:
-            raise
-        except Exception as error:  # CancelledError is a BaseException: not counted
-            metrics.STORAGE_ERRORS.labels(self.name, operation, type(error).__name__).inc()
-            raise
+    def _counted(self, operation: str) -> _Timed:
+        return _Timed(self.name, operation, None)
 
     async def get(self, path: str) -> bytes:
         check_path(path)
@@ -159,6 +149,30 @@ class CheckedDriver(Driver):
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class _Timed:
+    """Times a call into its histogram (if any) and counts its failure; a plain class,
+    not a generator context manager: it runs around every storage call."""
+
+    __slots__ = ("_driver", "_histogram", "_operation", "_start")
+
+    def __init__(self, driver: str, operation: str, histogram: Any) -> None:
+        self._driver = driver
+        self._operation = operation
+        self._histogram = histogram
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if self._histogram is not None:
+            self._histogram.observe(time.perf_counter() - self._start)
+        # CancelledError and GeneratorExit are BaseExceptions: the caller left, not a fault.
+        if isinstance(error, Exception) and not isinstance(error, _ANSWERS):
+            labels = (self._driver, self._operation, type(error).__name__)
+            metrics.STORAGE_ERRORS.labels(*labels).inc()
 
 
 class _CheckedWriter(FileWriter):
