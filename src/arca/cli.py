@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import re
 import sys
@@ -167,7 +168,8 @@ def serve(
     """Serve the OCI distribution API (defaults: 127.0.0.1:5000, storage in ./data)."""
     import uvicorn
 
-    from arca.log import logging_config
+    from arca import __version__
+    from arca.log import configure, logging_config
     from arca.serving import guarded_protocol
 
     overrides = _storage_overrides(storage)
@@ -183,6 +185,12 @@ def serve(
     os.environ.update(overrides)
     if config is not None:
         os.environ["ARCA_CONFIG"] = str(config.resolve())
+    configure(server.log_level, server.log_format, server.access_log)
+    logging.getLogger("arca.serve").info(
+        "arca %s serving",
+        __version__,
+        extra={"storage": settings.storage.driver, "workers": server.workers},
+    )
     with _metrics_directory(server.workers):
         uvicorn.run(
             "arca.app:create_app_from_environment",
