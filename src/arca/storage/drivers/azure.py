@@ -44,6 +44,7 @@ import datetime
 import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -68,12 +69,14 @@ from arca.storage.driver import (
     Driver,
     FileWriter,
     InvalidOffset,
+    InvalidPath,
     ObjectInfo,
     PathNotFound,
     StorageError,
     check_path,
 )
 from arca.storage.drivers._listing import in_name_order, is_object_path
+from arca.storage.options import DriverOptions, OptionError, secret
 
 WRITER_SUFFIX = ".writer~"
 BLOCKS_SUFFIX = ".blocks~"
@@ -123,58 +126,83 @@ def _map_errors(path: str, offset: int = 0) -> Iterator[None]:
         raise StorageError(f"Azure error for {path!r}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class AzureOptions(DriverOptions):
+    """`[storage.azure]`: every key is documented in docs/storage.md."""
+
+    container: str
+    prefix: str = ""
+    connection_string: str | None = secret()
+    account_url: str | None = None
+    account_key: str | None = secret()
+    managed_identity_client_id: str | None = None
+    redirect: bool = False
+    public_account_url: str | None = None
+    block_size: int = 8 << 20
+    max_attempts: int = 3
+    connect_timeout: float = 3.0
+    read_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.container:
+            raise OptionError("container", "is required")
+        if (self.connection_string is None) == (self.account_url is None):
+            raise OptionError("connection_string", "or account_url: give exactly one of them")
+        if self.account_key is not None and self.account_url is None:
+            raise OptionError("account_key", "goes with account_url")
+        if self.managed_identity_client_id is not None and (
+            self.account_key or self.connection_string
+        ):
+            raise OptionError("managed_identity_client_id", "is for account_url without a key")
+        if not MIN_BLOCK_SIZE <= self.block_size <= MAX_BLOCK_SIZE:
+            raise OptionError(
+                "block_size", f"must be between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE} bytes"
+            )
+        if self.max_attempts < 1:
+            raise OptionError("max_attempts", "must be at least 1")
+        for key in ("connect_timeout", "read_timeout"):
+            if getattr(self, key) <= 0:
+                raise OptionError(key, "must be more than 0 seconds")
+        for key in ("account_url", "public_account_url"):
+            url = getattr(self, key)
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise OptionError(key, f"must be an http:// or https:// URL, not {url!r}")
+        prefix = self.prefix.strip("/")
+        try:
+            if prefix:
+                check_path(prefix)
+        except InvalidPath:
+            raise OptionError("prefix", f"is not a valid blob prefix: {self.prefix!r}") from None
+
+
 class AzureBlobDriver(Driver):
     name = "azure"
+    options_type = AzureOptions
 
-    def __init__(
-        self,
-        container: str,
-        prefix: str = "",
-        connection_string: str | None = None,
-        account_url: str | None = None,
-        account_key: str | None = None,
-        managed_identity_client_id: str | None = None,
-        redirect: bool = False,
-        public_account_url: str | None = None,
-        block_size: int = 8 << 20,
-        max_attempts: int = 3,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 30.0,
-    ) -> None:
-        if not container:
-            raise ValueError("azure: container is required")
-        if (connection_string is None) == (account_url is None):
-            raise ValueError("azure: give exactly one of connection_string and account_url")
-        if account_key is not None and account_url is None:
-            raise ValueError("azure: account_key goes with account_url")
-        if managed_identity_client_id is not None and (account_key or connection_string):
-            raise ValueError("azure: managed_identity_client_id is for account_url without a key")
-        if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
-            raise ValueError(
-                f"azure: block_size must be between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE} bytes"
-            )
-        if max_attempts < 1:
-            raise ValueError("azure: max_attempts must be at least 1")
-        prefix = prefix.strip("/")
+    def __init__(self, container: str, **options: Any) -> None:
+        """`options` are AzureOptions' fields, checked there."""
+        settings = AzureOptions(container, **options)
+        prefix = settings.prefix.strip("/")
         self.container = container
-        self.prefix = check_path(prefix) + "/" if prefix else ""
-        self.block_size = block_size
-        self.redirect = redirect
+        self.prefix = prefix + "/" if prefix else ""
+        self.block_size = settings.block_size
+        self.redirect = settings.redirect
+        max_attempts = settings.max_attempts
         self._options: dict[str, Any] = {
             "retry_policy": ExponentialRetry(
                 initial_backoff=0, increment_base=2, retry_total=max_attempts - 1,
                 random_jitter_range=1,
             ),
-            "connection_timeout": connect_timeout,
-            "read_timeout": read_timeout,
+            "connection_timeout": settings.connect_timeout,
+            "read_timeout": settings.read_timeout,
             # Streamed reads hand over up to this much per piece (azure-core's default: 4 KiB).
             "connection_data_block_size": CHUNK_SIZE,
         }  # fmt: skip
-        self._connection_string = connection_string
-        self._account_url = account_url
-        self._account_key = account_key
-        self._managed_identity_client_id = managed_identity_client_id
-        self._public_account_url = public_account_url
+        self._connection_string = settings.connection_string
+        self._account_url = settings.account_url
+        self._account_key = settings.account_key
+        self._managed_identity_client_id = settings.managed_identity_client_id
+        self._public_account_url = settings.public_account_url
         self._service: BlobServiceClient | None = None
         self._credential: Any = None
         self._delegation_key: UserDelegationKey | None = None
@@ -341,7 +369,7 @@ class AzureBlobDriver(Driver):
     # -- helpers -----------------------------------------------------------------------
 
     def _key(self, path: str) -> str:
-        return self.prefix + check_path(path)
+        return self.prefix + path  # checked by the wrapper (storage/checked.py)
 
     def _service_client(self) -> BlobServiceClient:
         """The service client, created on first use (its aiohttp session opens lazily)."""

@@ -50,6 +50,7 @@ import json
 import re
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
@@ -65,12 +66,14 @@ from arca.storage.driver import (
     Driver,
     FileWriter,
     InvalidOffset,
+    InvalidPath,
     ObjectInfo,
     PathNotFound,
     StorageError,
     check_path,
 )
 from arca.storage.drivers._listing import in_name_order, is_object_path
+from arca.storage.options import DriverOptions, OptionError
 
 GRANULARITY = 256 << 10
 """Every resumable chunk but the last must be a multiple of this."""
@@ -124,53 +127,78 @@ def _check(response: aiohttp.ClientResponse, *ok: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class GCSOptions(DriverOptions):
+    """`[storage.gcs]`: every key is documented in docs/storage.md."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str = DEFAULT_ENDPOINT
+    credentials_file: str | None = None
+    anonymous: bool = False
+    redirect: bool = False
+    public_endpoint_url: str | None = None
+    signing_service_account: str | None = None
+    chunk_size: int = 16 << 20
+    max_attempts: int = 3
+    connect_timeout: float = 3.0
+    read_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.bucket:
+            raise OptionError("bucket", "is required")
+        size = self.chunk_size
+        if size % GRANULARITY or not GRANULARITY <= size <= MAX_CHUNK_SIZE:
+            raise OptionError(
+                "chunk_size", f"must be a multiple of {GRANULARITY} bytes, at most {MAX_CHUNK_SIZE}"
+            )
+        if self.max_attempts < 1:
+            raise OptionError("max_attempts", "must be at least 1")
+        for key in ("connect_timeout", "read_timeout"):
+            if getattr(self, key) <= 0:
+                raise OptionError(key, "must be more than 0 seconds")
+        for key in ("endpoint_url", "public_endpoint_url"):
+            url = getattr(self, key)
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise OptionError(key, f"must be an http:// or https:// URL, not {url!r}")
+        prefix = self.prefix.strip("/")
+        try:
+            if prefix:
+                check_path(prefix)
+        except InvalidPath:
+            raise OptionError("prefix", f"is not a valid object prefix: {self.prefix!r}") from None
+
+
 class GCSDriver(Driver):
     name = "gcs"
     chunk_min_length = GRANULARITY
+    options_type = GCSOptions
 
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = "",
-        endpoint_url: str = DEFAULT_ENDPOINT,
-        credentials_file: str | None = None,
-        anonymous: bool = False,
-        redirect: bool = False,
-        public_endpoint_url: str | None = None,
-        signing_service_account: str | None = None,
-        chunk_size: int = 16 << 20,
-        max_attempts: int = 3,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 30.0,
-    ) -> None:
-        if not bucket:
-            raise ValueError("gcs: bucket is required")
-        if chunk_size % GRANULARITY or not GRANULARITY <= chunk_size <= MAX_CHUNK_SIZE:
-            raise ValueError(
-                f"gcs: chunk_size must be a multiple of {GRANULARITY} bytes,"
-                f" at most {MAX_CHUNK_SIZE}"
-            )
-        if max_attempts < 1:
-            raise ValueError("gcs: max_attempts must be at least 1")
+    def __init__(self, bucket: str, **options: Any) -> None:
+        """`options` are GCSOptions' fields, checked there."""
+        settings = GCSOptions(bucket, **options)
+        credentials_file = settings.credentials_file
         self._service_data: dict[str, Any] = {}
         if credentials_file is not None:
             try:
                 self._service_data = json.loads(Path(credentials_file).read_text("utf-8"))
             except (OSError, ValueError) as exc:
-                raise ValueError(f"gcs: cannot read credentials_file: {exc}") from exc
-        prefix = prefix.strip("/")
+                raise OptionError("credentials_file", f"cannot be read: {exc}") from exc
+        prefix = settings.prefix.strip("/")
         self.bucket = bucket
-        self.prefix = check_path(prefix) + "/" if prefix else ""
-        self.chunk_size = chunk_size
-        self.redirect = redirect
-        self.max_attempts = max_attempts
-        self._endpoint = endpoint_url.rstrip("/")
-        self._public = (public_endpoint_url or self._endpoint).rstrip("/")
+        self.prefix = prefix + "/" if prefix else ""
+        self.chunk_size = settings.chunk_size
+        self.redirect = settings.redirect
+        self.max_attempts = settings.max_attempts
+        self._endpoint = settings.endpoint_url.rstrip("/")
+        self._public = (settings.public_endpoint_url or self._endpoint).rstrip("/")
         self._credentials_file = credentials_file
-        self._anonymous = anonymous
-        self._signer = signing_service_account
-        self._timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout)
-        self._read_timeout = read_timeout
+        self._anonymous = settings.anonymous
+        self._signer = settings.signing_service_account
+        self._timeout = aiohttp.ClientTimeout(
+            sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+        )
+        self._read_timeout = settings.read_timeout
         self._session: aiohttp.ClientSession | None = None
         self._storage: Storage | None = None
         self._token: Token | None = None
@@ -316,7 +344,7 @@ class GCSDriver(Driver):
     # -- helpers -----------------------------------------------------------------------
 
     def _key(self, path: str) -> str:
-        return self.prefix + check_path(path)
+        return self.prefix + path  # checked by the wrapper (storage/checked.py)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
