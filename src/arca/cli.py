@@ -135,7 +135,8 @@ def _settings(config: Path | None, overrides: dict[str, str]) -> Settings:
 
 def _check_storage(settings: Settings) -> None:
     """Build (and close) the configured driver, so a root that is a file or cannot be
-    created is one line and exit 2 before anything binds. Never contacts a remote backend."""
+    created is one line and exit 2 before anything binds, and check that the TLS files
+    can be read. Never contacts a remote backend."""
     from arca.storage.drivers import load_driver
 
     try:
@@ -144,6 +145,11 @@ def _check_storage(settings: Settings) -> None:
         typer.echo(f"arca: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from exc
     asyncio.run(driver.close())
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(settings.server, key)
+        if path and not os.access(path, os.R_OK):
+            typer.echo(f"arca: server.{key} {path!r} is not a readable file", err=True)
+            raise typer.Exit(EXIT_USAGE)
 
 
 # -- serving ---------------------------------------------------------------------------

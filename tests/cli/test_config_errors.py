@@ -50,6 +50,17 @@ BAD_CONFIGS = [
         "[storage.filesystem]\nfsync = 1\n", "storage.filesystem.fsync", id="fsync-not-a-bool"
     ),
     pytest.param("[storage]\ns3 = 1\n", "[storage.s3] must be a table", id="table-not-a-table"),
+    pytest.param(
+        '[server]\ntls_cert = "/nonexistent/cert.pem"\ntls_key = "/nonexistent/key.pem"\n',
+        "server.tls_cert",
+        id="tls-file-missing",
+    ),
+    pytest.param('[storage]\ndriver = "gcs"\n', "storage.gcs.bucket is required", id="gcs-bucket"),
+    pytest.param(
+        '[storage]\ndriver = "azure"\n[storage.azure]\ncontainer = "c"\n',
+        "storage.azure.connection_string",
+        id="azure-credentials",
+    ),
 ]
 
 
@@ -93,9 +104,25 @@ def assert_one_line_error(code: int, stderr: str, key: str) -> None:
 
 @pytest.mark.parametrize(("text", "key"), BAD_CONFIGS)
 def test_check_config_names_the_bad_key(tmp_path: Path, text: str, key: str) -> None:
+    """In-process (a process per case costs seconds); serve's cases below run for real."""
+    from typer.testing import CliRunner
+
+    from arca.cli import app
+
     config = tmp_path / "arca.toml"
     config.write_text(text)
-    assert_one_line_error(*arca("check-config", str(config)), key)
+    result = CliRunner().invoke(app, ["check-config", str(config)])
+    assert isinstance(result.exception, SystemExit), result.exception  # not a crash
+    assert_one_line_error(result.exit_code, result.stderr, key)
+    assert result.stdout == ""
+
+
+def test_check_config_in_a_real_process_is_the_same_line(tmp_path: Path) -> None:
+    config = tmp_path / "arca.toml"
+    config.write_text("[server]\nport = 99999\n")
+    code, stderr = arca("check-config", str(config))
+    assert_one_line_error(code, stderr, "server.port")
+    assert stderr == "arca: server.port must be 1 to 65535, not 99999\n"
 
 
 @pytest.mark.parametrize(("text", "key"), [p for p in BAD_CONFIGS if p.id in SERVE_CHECKED])
