@@ -60,6 +60,14 @@ def test_rendered_config_is_a_valid_arca_config(tmp_path):
     settings = load_settings({}, config)
     assert settings.storage.driver_options()["endpoint_url"] == "http://minio:9000"
     assert settings.storage.driver_options()["redirect"] is True
+    assert (settings.server.log_format, settings.server.access_log) == ("json", True)
+
+
+def test_pods_are_annotated_for_prometheus_scrapes():
+    pod = render({})["Deployment"][0]["spec"]["template"]["metadata"]["annotations"]
+    assert pod["prometheus.io/scrape"] == "true"
+    assert pod["prometheus.io/path"] == "/metrics"
+    assert pod["prometheus.io/port"] == "5000"
 
 
 def test_credentials_come_from_an_existing_secret():
