@@ -83,12 +83,19 @@ def test_filesystem_driver_means_one_replica_and_a_volume():
         render({"storage": {"driver": "filesystem"}, "replicaCount": 2})
 
 
-def _config(objects: dict[str, list[dict[str, Any]]], tmp_path: Path) -> Any:
+def _config(
+    objects: dict[str, list[dict[str, Any]]], tmp_path: Path, environ: dict[str, str] | None = None
+) -> Any:
+    """The rendered config as arca loads it, with the pod's environment (its secrets)."""
     from arca.config import load_settings
 
     config = tmp_path / "arca.toml"
     config.write_text(objects["ConfigMap"][0]["data"]["arca.toml"])
-    return load_settings({}, config)
+    return load_settings(environ or {}, config)
+
+
+def _lower(environ: dict[str, str]) -> dict[str, str]:
+    return {k.removeprefix("ARCA_STORAGE_AZURE_").lower(): v for k, v in environ.items()}
 
 
 def test_n_replicas_on_gcs_with_workload_identity(tmp_path):
@@ -144,8 +151,10 @@ def test_n_replicas_on_azure_with_a_connection_string_secret(tmp_path):
     assert deployment["spec"]["replicas"] == 2
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "az"}}]
-    options = _config(objects, tmp_path).storage.driver_options()
-    assert options == {"container": "reg", "prefix": "", "redirect": False}
+    # The secret supplies the connection string; without it the config is incomplete.
+    secret = {"ARCA_STORAGE_AZURE_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+    options = _config(objects, tmp_path, secret).storage.driver_options()
+    assert options == {"container": "reg", "prefix": "", "redirect": False, **_lower(secret)}
 
 
 def test_azure_with_managed_identity_needs_an_account_url(tmp_path):
