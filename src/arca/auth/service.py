@@ -303,7 +303,7 @@ class AuthService:
             extra={
                 "user": event.user,
                 "address": event.address,
-                "name": event.repository,
+                "repository": event.repository,  # "name" is a LogRecord field
                 "action": event.action,
                 "status": event.status,
             },
