@@ -28,7 +28,7 @@ async def _request(app, method: str, path: str, query: str = "") -> list[dict]:
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 5000),
     }
-    messages = [
+    messages: list[dict] = [
         {"type": "http.request", "body": b"x" * 1000, "more_body": True},
         {"type": "http.disconnect"},
     ]
@@ -94,6 +94,6 @@ def test_disconnect_mid_body_is_one_info_line_with_method_and_path(caplog, metho
     assert [r.levelno for r in ours] == [logging.INFO], [r.getMessage() for r in ours]
     (record,) = ours
     assert record.exc_info is None
-    assert record.method == method  # type: ignore[attr-defined]
-    assert record.path == target  # type: ignore[attr-defined]
+    assert record.method == method
+    assert record.path == target
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -73,8 +73,9 @@ def _wait_until_closed(socks: list[socket.socket], deadline: float) -> dict[sock
             selector.register(sock, selectors.EVENT_READ)
         while len(closed) < len(socks) and time.monotonic() < deadline:
             for key, _ in selector.select(timeout=0.2):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                sock = ready
                 if _closed_by_server(sock):
                     closed[sock] = time.monotonic()
                     selector.unregister(sock)
