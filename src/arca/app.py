@@ -22,7 +22,6 @@ from starlette.types import ASGIApp
 
 from arca import metrics
 from arca.api.auth import AUTH_ROUTES
-from arca import metrics
 from arca.api.control.routes import CONTROL_ROUTES
 from arca.api.observe import Observe, metrics_endpoint
 from arca.api.rendering import EXCEPTION_HANDLERS, ApiVersionHeader

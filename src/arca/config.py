@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field

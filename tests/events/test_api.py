@@ -25,7 +25,8 @@ def test_pages_follow_the_link_header_in_order(client) -> None:
         assert response.status_code == 200
         seen += [event["id"] for event in response.json()["events"]]
         link = response.headers.get("link")
-        url = re.match(r"<([^>]+)>", link)[1] if link else ""
+        found = re.match(r"<([^>]+)>", link) if link else None
+        url = found[1] if found else ""
     assert len(seen) == 10
     assert seen == sorted(seen)
     assert len(set(seen)) == 10

@@ -199,7 +199,7 @@ def test_retention_deletes_old_events_and_reading_starts_at_the_oldest_kept() ->
         kept = await _all(EventLog(driver), 4)
         assert [event["data"]["n"] for event in kept] == [10, 11, 12, 13, 14, 20, 21, 22]  # type: ignore[index]
         page = await log.page(EventId(2, 0), 2)  # a cursor from before retention
-        assert [event["data"]["n"] for event in page.events] == [10, 11]  # type: ignore[index]
+        assert [event["data"]["n"] for event in page.events] == [10, 11]
 
     asyncio.run(scenario())
 
