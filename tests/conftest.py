@@ -307,8 +307,10 @@ def client_factory() -> Iterator[ClientFactory]:
     """Build an app inline over a given (default: fresh memory) driver and settings."""
     clients: list[TestClient] = []
 
-    def make(driver: Driver | None = None, settings: Settings | None = None) -> TestClient:
-        client = TestClient(create_app(settings or Settings(), driver or MemoryDriver()))
+    def make(
+        driver: Driver | None = None, settings: Settings | None = None, **options: Any
+    ) -> TestClient:
+        client = TestClient(create_app(settings or Settings(), driver or MemoryDriver()), **options)
         client.__enter__()
         clients.append(client)
         return client

@@ -61,6 +61,10 @@ class WrappingDriver(Driver):
         self._seen("delete", path)
         await self.inner.delete(path)
 
+    async def delete_if(self, path: str, expected: bytes) -> bool:
+        self._seen("delete_if", path)
+        return await self.inner.delete_if(path, expected)
+
     async def move(self, source: str, destination: str) -> None:
         self._seen("move", source)
         await self.inner.move(source, destination)
@@ -138,3 +142,6 @@ class _FaultyWriter(FileWriter):
 
     async def cancel(self) -> None:
         await self._inner.cancel()
+
+    async def truncate(self, size: int) -> None:
+        await self._inner.truncate(size)

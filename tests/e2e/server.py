@@ -35,14 +35,25 @@ class ArcaServer:
         storage.parent.mkdir(parents=True, exist_ok=True)
         self.log = storage.parent / f"arca-{self.port}.log"
 
-    def start(self) -> ArcaServer:
+    def command(self) -> list[str]:
         command = [sys.executable, "-m", "arca", "serve"]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
         if "ARCA_STORAGE_DRIVER" not in self.env:
             command += ["--storage", str(self.storage)]
+        return command
+
+    @property
+    def cwd(self) -> Path | None:
+        return None
+
+    def start(self) -> ArcaServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                cwd=self.cwd,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -134,6 +134,11 @@ async def _put_if_absent(driver: Driver) -> Any:
     return await driver.get("a/b")
 
 
+async def _delete_if(driver: Driver) -> Any:
+    await driver.put("a/b", b"data")
+    return await driver.delete_if("a/b", b"other"), await driver.delete_if("a/b", b"data")
+
+
 # Each member of the contract, and what calling it through a wrapper must give.
 HOOK_CALLS: dict[str, tuple[Callable[[Driver], Awaitable[Any]], Any, list[str]]] = {
     "lock": (_lock, "held", ["lock", "unlock"]),
@@ -148,6 +153,7 @@ HOOK_CALLS: dict[str, tuple[Callable[[Driver], Awaitable[Any]], Any, list[str]]]
     "list": (_list, ["b"], []),
     "walk": (_walk, ["a/b/c"], []),
     "delete": (_delete, True, ["exists"]),  # Hooked.exists answers True for anything
+    "delete_if": (_delete_if, (False, True), []),
     "move": (_move, b"data", []),
     "writer": (_writer, (3, b"123"), []),
 }

@@ -14,6 +14,7 @@ from arca.storage.driver import (
     CHUNK_SIZE,
     AlreadyExists,
     Driver,
+    FileWriter,
     InvalidOffset,
     InvalidPath,
     ObjectInfo,
@@ -292,6 +293,31 @@ async def test_delete_of_nothing_raises_path_not_found(driver: Driver) -> None:
         await driver.delete("d/obj")  # a string prefix of a name is not a path prefix
 
 
+async def test_delete_if_removes_only_the_expected_content(driver: Driver) -> None:
+    await driver.put("c/tag", b"one")
+    assert not await driver.delete_if("c/tag", b"two")
+    assert await driver.get("c/tag") == b"one"
+    assert not await driver.delete_if("c/missing", b"one")
+    assert await driver.delete_if("c/tag", b"one")
+    assert not await driver.exists("c/tag")
+    assert not await driver.delete_if("c/tag", b"one")
+
+
+async def test_delete_if_racing_a_put_of_other_content_never_deletes_it(
+    driver: Driver, new_driver: NewDriver
+) -> None:
+    """Compare-and-delete racing a writer (another instance, as another process would):
+    deleting first leaves the put's object; putting first leaves nothing to delete."""
+    if type(driver).delete_if is Driver.delete_if:
+        pytest.skip(f"{driver.name} keeps the base class's read-then-delete (not atomic)")
+    other = new_driver()
+    for round_ in range(30):
+        path = f"c/race{round_}"
+        await driver.put(path, b"old")
+        await asyncio.gather(driver.delete_if(path, b"old"), other.put(path, b"new"))
+        assert await driver.get(path) == b"new", round_
+
+
 # -- move --------------------------------------------------------------------------------
 
 
@@ -363,6 +389,34 @@ async def test_writer_resumes_from_another_instance(new_driver: NewDriver) -> No
     await resumed.commit()
     assert await second.get("uploads/u1/data") == b"alpha-beta-gamma-delta"
     assert await first.get("uploads/u1/data") == b"alpha-beta-gamma-delta"
+
+
+async def test_a_resumed_writer_cuts_bytes_its_owner_never_counted(
+    new_driver: NewDriver,
+) -> None:
+    """A process killed between closing a writer and recording its size: the next one
+    cuts back to the recorded size before appending."""
+    writer = await new_driver().writer("uploads/u2/data")
+    if type(writer).truncate is FileWriter.truncate:
+        await writer.cancel()
+        pytest.skip("this driver's writers cannot cut (uploads ask the client to restart)")
+    await writer.write(b"counted-")
+    await writer.close()
+    writer = await new_driver().writer("uploads/u2/data", append=True)
+    await writer.write(b"stray bytes")
+    await writer.close()
+
+    resumed = await new_driver().writer("uploads/u2/data", append=True)
+    with pytest.raises(InvalidOffset):
+        await resumed.truncate(resumed.size + 1)
+    await resumed.truncate(8)
+    assert resumed.size == 8
+    await resumed.write(b"next")
+    await resumed.close()
+    again = await new_driver().writer("uploads/u2/data", append=True)
+    assert again.size == 12
+    await again.commit()
+    assert await new_driver().get("uploads/u2/data") == b"counted-next"
 
 
 async def test_writer_of_many_parts_resumes_between_small_chunks(new_driver: NewDriver) -> None:

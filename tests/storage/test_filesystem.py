@@ -177,3 +177,42 @@ async def test_lock_on_a_missing_prefix_is_path_not_found(tmp_path: Path) -> Non
     with pytest.raises(PathNotFound):
         async with driver.lock("uploads/gone"):
             pass
+
+
+async def test_creating_and_pruning_parents_concurrently_never_fails(root: Path) -> None:
+    """Six tasks on two driver instances put and delete objects under one prefix: a
+    delete prunes the now-empty parents while another put is creating them."""
+    drivers = [FilesystemDriver(str(root), fsync=False) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    async def churn(worker: int) -> None:
+        driver = drivers[worker % 2]
+        for round_ in range(300):
+            path = f"uploads/{worker}-{round_ % 3}/data"
+            try:
+                await driver.put(path, b"x")
+                await driver.delete(f"uploads/{worker}-{round_ % 3}")
+            except Exception as exc:
+                errors.append(exc)
+
+    await asyncio.gather(*(churn(worker) for worker in range(6)))
+    assert errors == []
+    assert not (root / "uploads").exists() or list((root / "uploads").iterdir()) == []
+
+
+async def test_deleting_a_prefix_while_objects_are_created_under_it_never_fails(
+    root: Path,
+) -> None:
+    driver, other = FilesystemDriver(str(root), fsync=False), FilesystemDriver(str(root))
+    for round_ in range(100):
+        prefix = f"tags/t{round_}"
+        for index in range(5):
+            await driver.put(f"{prefix}/index/{index}/link", b"x")
+        await asyncio.gather(
+            driver.delete(prefix),
+            other.put(f"{prefix}/index/new/link", b"y"),
+            other.put(f"{prefix}/current/link", b"y"),
+        )
+        # Whatever was created during the delete may stay; nothing else does.
+        left = {str(p.relative_to(root / prefix)) for p in (root / prefix).rglob("link")}
+        assert left <= {"index/new/link", "current/link"}

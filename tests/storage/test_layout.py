@@ -52,6 +52,7 @@ PINNED: dict[str, tuple[Callable[[], object], object]] = {
         lambda: layout.tag_current("a", "v1"),
         "repositories/a/_manifests/tags/v1/current/link",
     ),
+    "tag_index": (lambda: layout.tag_index("a", "v1"), "repositories/a/_manifests/tags/v1/index"),
     "tag_history": (
         lambda: layout.tag_history("a", "v1", D),
         f"repositories/a/_manifests/tags/v1/index/sha256/{D.hex}/link",

@@ -221,6 +221,10 @@ class BlobStore:
             await self._driver.move(source, target)
         await self._write_meta_if_absent(meta)
 
+    async def record_meta(self, meta: BlobMeta) -> None:
+        """Record `meta` for a verified blob unless metadata is recorded already."""
+        await self._write_meta_if_absent(meta)
+
     async def recorded_meta(self, digest: Digest) -> BlobMeta | None:
         """The metadata as recorded, without computing anything missing."""
         try:

@@ -4,6 +4,17 @@ A revision link holds a small JSON record (media type, size, subject) so that GE
 needs no parse and DELETE knows which referrer entry to drop. Manifest bytes are
 immutable by digest, so this process caches them; whether a repository still has a
 manifest is always asked of storage (the revision link), never of the cache.
+
+A push racing a delete of the same manifest (on any replica) ends as if one ran
+after the other (docs/layout.md, "Tags under concurrent writers"): the revision link
+is created only if absent and carries a *generation* (a random id), tags and
+referrer entries name the generation they were written for, and
+- a push creates (or adopts) the revision, writes referrer entry and tags, then
+  checks the revision still has its generation, else pushes again: a push that
+  returns succeeded after any delete it raced with;
+- a delete removes the tags of that generation, deletes the revision link (if it
+  still is that generation), then removes the tags and referrer entry of that
+  generation again: those set by a push it raced with before the link went.
 """
 
 from __future__ import annotations
@@ -13,9 +24,10 @@ import contextlib
 import json
 import logging
 import random
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from arca.errors import (
     DigestInvalid,
@@ -23,6 +35,7 @@ from arca.errors import (
     ManifestInvalid,
     ManifestTooLarge,
     ManifestUnknown,
+    Unavailable,
 )
 from arca.formats.artifact import labels_from_annotations
 from arca.formats.digest import Digest
@@ -40,12 +53,15 @@ from arca.registry.referrers import ReferrerStore
 from arca.registry.reuse import Claim, Reuse
 from arca.registry.tags import TagStore
 from arca.storage import layout
-from arca.storage.driver import Driver, PathNotFound
+from arca.storage.driver import AlreadyExists, Driver, PathNotFound
 
 log = logging.getLogger(__name__)
 
 # Schema validation costs ~35 µs per layer: big manifests parse off the event loop.
 _PARSE_INLINE_BYTES = 64 << 10
+# A push retries when a concurrent delete removed its revision; each retry needs
+# another delete of the same manifest in the same milliseconds.
+_PUSH_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +70,15 @@ class Revision:
     media_type: str
     size: int
     subject: Digest | None = None
+    generation: str | None = None
+    """A fresh id each time the link is created (None in links written before)."""
 
     def encode(self) -> bytes:
         record = {"digest": str(self.digest), "mediaType": self.media_type, "size": self.size}
         if self.subject is not None:
             record["subject"] = str(self.subject)
+        if self.generation is not None:
+            record["generation"] = self.generation
         return json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
@@ -70,6 +90,7 @@ class Revision:
             record["mediaType"],
             record["size"],
             Digest.parse(subject) if subject else None,
+            record.get("generation"),
         )
 
 
@@ -140,7 +161,18 @@ class ManifestStore:
         return await self._tags.resolve(name, target)
 
     async def revision(self, name: str, reference: str) -> Revision:
-        digest = await self.resolve(name, reference)
+        target = _parse(reference, reading=True)
+        if isinstance(target, Digest):
+            return await self._revision(name, target)
+        link = await self._tags.link(name, target)
+        revision = await self._revision(name, link.digest)
+        if link.generation is not None and link.generation != revision.generation:
+            # Set against a revision since deleted (the manifest was pushed again later):
+            # what the tag named is gone.
+            raise ManifestUnknown(f"{name}:{target}")
+        return revision
+
+    async def _revision(self, name: str, digest: Digest) -> Revision:
         try:
             return Revision.decode(await self._driver.get(layout.revision_link(name, digest)))
         except PathNotFound:
@@ -210,13 +242,26 @@ class ManifestStore:
         target = _parse(reference, reading=True)
         if not isinstance(target, Digest):
             return await self._tags.delete(name, target)
-        revision = await self.revision(name, reference)
-        async with self._events.batch():
-            tags = await self._tags.delete_pointing_at(name, target)
-            if revision.subject is not None:
-                await self._referrers.remove(name, revision.subject, target)
-            await self._driver.delete(layout.revision_dir(name, target))
-            await self._events.publish(ManifestDeleted(repository=name, digest=target, tags=tags))
+        path = layout.revision_link(name, target)
+        untagged: list[str] = []
+        while True:
+            try:
+                raw = await self._driver.get(path)
+            except PathNotFound:
+                raise ManifestUnknown(f"{name}@{target}") from None
+            revision = Revision.decode(raw)
+            untagged += await self._untag(name, revision)
+            if await self._driver.delete_if(path, raw):
+                break
+            # Deleted by another request, or pushed again since we read it: look again.
+        # Tags a racing push set for this generation before the link went (its own
+        # check then finds the link gone and pushes again, with a new generation).
+        untagged += await self._untag(name, revision)
+        if revision.subject is not None:
+            await self._referrers.remove(name, revision.subject, target, revision.generation)
+        await self._events.publish(
+            ManifestDeleted(repository=name, digest=target, tags=tuple(untagged))
+        )
         return target
 
     async def announce_deleted(self, name: str, digest: Digest) -> None:
@@ -241,6 +286,16 @@ class ManifestStore:
                 manifest=manifest,
             )
         )
+
+    async def _untag(self, name: str, revision: Revision) -> list[str]:
+        """Remove the tags set for this revision's generation; the ones removed."""
+        removed = []
+        for tag, link in await self._tags.links_to(name, revision.digest):
+            if link.generation in (None, revision.generation) and await self._tags.untag(
+                name, tag, link
+            ):
+                removed.append(tag)
+        return removed
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every blob and child must be in the repository, and is claimed so that no
@@ -268,13 +323,7 @@ class ManifestStore:
         await self._blobs.put_small(data, digest)
         self._cache.put(digest, data)
         subject = manifest.subject.digest if manifest.subject is not None else None
-        revision = Revision(digest, manifest.media_type, len(data), subject)
-        await self._driver.put(layout.revision_link(name, digest), revision.encode())
-        await self._reuse.written(layout.revision_link(name, digest), revision.encode())
-        if manifest.subject is not None:
-            await self._referrers.add(
-                name, manifest.subject.digest, referrer_descriptor(revision, manifest)
-            )
+        fresh = Revision(digest, manifest.media_type, len(data), subject)
         pushed = ManifestPushed(
             repository=name,
             digest=digest,
@@ -288,9 +337,48 @@ class ManifestStore:
         )
         async with self._events.batch():
             await self._events.publish(pushed)
-            for tag in tags:
-                await self._tags.set(name, tag, digest)
+            for _ in range(_PUSH_ATTEMPTS):
+                revision = await self._create_revision(name, fresh)
+                await self._reuse.written(layout.revision_link(name, digest), revision.encode())
+                if manifest.subject is not None:
+                    await self._referrers.add(
+                        name,
+                        manifest.subject.digest,
+                        referrer_descriptor(revision, manifest),
+                        revision.generation,
+                    )
+                for tag in tags:
+                    await self._tags.set(name, tag, digest, revision.generation)
+                if await self._generation(name, digest) == (True, revision.generation):
+                    break
+            else:
+                raise Unavailable(f"{name}@{digest} was deleted while being pushed; push again")
         return PutResult(digest, subject, tags)
+
+    async def _create_revision(self, name: str, fresh: Revision) -> Revision:
+        """The revision link: created with a new generation, or the one already there."""
+        path = layout.revision_link(name, fresh.digest)
+        while True:
+            # Read first: a re-push (the common case) adopts the link without a failed
+            # write, and a backend that cannot refuse an overwrite keeps the generation.
+            with contextlib.suppress(PathNotFound):
+                return Revision.decode(await self._driver.get(path))
+            revision = replace(fresh, generation=uuid.uuid4().hex)
+            try:
+                await self._driver.put(path, revision.encode(), if_absent=True)
+            except AlreadyExists:
+                try:
+                    return Revision.decode(await self._driver.get(path))
+                except PathNotFound:
+                    continue  # deleted between the two calls: create it
+            return revision
+
+    async def _generation(self, name: str, digest: Digest) -> tuple[bool, str | None]:
+        """Whether the revision link exists, and its generation."""
+        try:
+            return True, (await self._revision(name, digest)).generation
+        except ManifestUnknown:
+            return False, None
 
 
 def referrer_descriptor(revision: Revision, manifest: Manifest) -> dict[str, object]:

@@ -1,8 +1,19 @@
 """Tags: mutable pointers from a name to a manifest digest, with their history.
 
 A tag is one small object (`current/link`) written atomically, so two writers
-racing on one tag end with one winner and never a torn pointer. The previous
-target is remembered under `index/` for history and for garbage collection.
+racing on one tag end with one winner and never a torn pointer. The targets it had
+before are remembered under `index/` for history and for garbage collection.
+
+Racing writers (docs/layout.md, "Tags under concurrent writers"):
+- `set` writes the history entry before the pointer, and `untag` removes the pointer
+  (only if it still holds what the caller read: `Driver.delete_if`) before the
+  history. So whenever the last thing to happen to a pointer was its removal, every
+  history entry was written before it and is removed after it: a tag directory never
+  outlives its pointer, and tags/list never names a tag that does not resolve.
+- A link names the *generation* of the manifest's revision it was set against
+  (`ManifestStore`): a manifest deleted and pushed again is a new generation, so a
+  delete by digest removes exactly the tags set before it, never those of a push
+  that came after.
 """
 
 from __future__ import annotations
@@ -17,11 +28,33 @@ from arca.registry.events import Publisher, TagDeleted, TagMoved
 from arca.storage import layout
 from arca.storage.driver import Driver, PathNotFound
 
+# How often `delete` re-reads a tag that a concurrent push moved between read and delete.
+_DELETE_ATTEMPTS = 20
+
 
 @dataclass(frozen=True, slots=True)
 class TagPage:
     tags: list[str]
     more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TagLink:
+    """What `current/link` holds: the digest, then the revision's generation if known
+    (links written before generations existed hold the digest alone)."""
+
+    digest: Digest
+    generation: str | None = None
+
+    def encode(self) -> bytes:
+        if self.generation is None:
+            return str(self.digest).encode()
+        return f"{self.digest} {self.generation}".encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> TagLink:
+        digest, _, generation = data.decode().strip().partition(" ")
+        return cls(Digest.parse(digest), generation or None)
 
 
 class TagStore:
@@ -31,32 +64,69 @@ class TagStore:
         self._driver = driver
         self._events = events or Publisher()
 
-    async def resolve(self, name: str, tag: str) -> Digest:
+    async def link(self, name: str, tag: str) -> TagLink:
         try:
             raw = await self._driver.get(layout.tag_current(name, tag))
         except PathNotFound:
             raise ManifestUnknown(f"{name}:{tag}") from None
-        return Digest.parse(raw.decode())
+        return TagLink.decode(raw)
 
-    async def set(self, name: str, tag: str, digest: Digest) -> None:
-        """Point `tag` at `digest` (and remember it in the tag's history)."""
+    async def resolve(self, name: str, tag: str) -> Digest:
+        return (await self.link(name, tag)).digest
+
+    async def set(self, name: str, tag: str, digest: Digest, generation: str | None = None) -> None:
+        """Point `tag` at `digest` (remembering the target it had before in its history)."""
         path = layout.tag_current(name, tag)
+        link = TagLink(digest, generation)
         try:
-            previous: Digest | None = Digest.parse((await self._driver.get(path)).decode())
+            previous: TagLink | None = TagLink.decode(await self._driver.get(path))
         except PathNotFound:
             previous = None
-        if previous != digest:
-            await self._driver.put(path, str(digest).encode())
-            await self._driver.put(layout.tag_history(name, tag, digest), str(digest).encode())
+        if previous == link:
+            return
+        if previous is not None and previous.digest != digest:
+            await self._driver.put(
+                layout.tag_history(name, tag, previous.digest), str(previous.digest).encode()
+            )
+        await self._driver.put(path, link.encode())
+        if previous is None or previous.digest != digest:
             await self._events.publish(
-                TagMoved(repository=name, tag=tag, digest=digest, previous=previous)
+                TagMoved(
+                    repository=name,
+                    tag=tag,
+                    digest=digest,
+                    previous=previous.digest if previous is not None else None,
+                )
             )
 
+    async def untag(self, name: str, tag: str, expected: TagLink) -> bool:
+        """Remove `tag` only if it still is `expected`; whether it was removed.
+
+        A push that moved the tag meanwhile wins: its pointer is never deleted (its
+        history may be: history is a record, not a reference).
+        """
+        # History before and after the pointer: a kill between the steps leaves a tag
+        # that still resolves, or (only if a push raced) history without a pointer.
+        await self._clear_history(name, tag)
+        if not await self._driver.delete_if(layout.tag_current(name, tag), expected.encode()):
+            return False
+        await self._clear_history(name, tag)
+        await self._events.publish(TagDeleted(repository=name, tag=tag, digest=expected.digest))
+        return True
+
     async def delete(self, name: str, tag: str) -> Digest:
-        digest = await self.resolve(name, tag)
-        await self._driver.delete(layout.tag_dir(name, tag))
-        await self._events.publish(TagDeleted(repository=name, tag=tag, digest=digest))
-        return digest
+        """Remove `tag` whatever it points at; the digest it pointed at when removed."""
+        for _ in range(_DELETE_ATTEMPTS):
+            try:
+                link = await self.link(name, tag)
+            except ManifestUnknown:
+                # Nothing to delete; history left by a crash between the pointer's
+                # removal and the history's goes now, so no tag is ever stuck.
+                await self._clear_history(name, tag)
+                raise
+            if await self.untag(name, tag, link):
+                return link.digest
+        raise ManifestUnknown(f"{name}:{tag}")  # moved on every attempt: as good as gone
 
     async def delete_pointing_at(self, name: str, digest: Digest) -> tuple[str, ...]:
         """Delete every tag whose target is `digest` (a manifest delete); the tags removed."""
@@ -88,16 +158,26 @@ class TagStore:
             except ManifestUnknown:
                 continue
 
-    async def pointing_at(self, name: str, digest: Digest) -> list[str]:
-        """Every tag whose current target is `digest` (a scan: deletes are rare)."""
+    async def links_to(self, name: str, digest: Digest) -> list[tuple[str, TagLink]]:
+        """Every tag whose current target is `digest`, with its link (a scan: deletes
+        are rare)."""
         found = []
         async for tag in self._driver.list(layout.tags(name)):
             try:
-                if await self.resolve(name, tag) == digest:
-                    found.append(tag)
+                link = await self.link(name, tag)
             except ManifestUnknown:
                 continue
+            if link.digest == digest:
+                found.append((tag, link))
         return found
+
+    async def pointing_at(self, name: str, digest: Digest) -> list[str]:
+        """Every tag whose current target is `digest`."""
+        return [tag for tag, _ in await self.links_to(name, digest)]
+
+    async def _clear_history(self, name: str, tag: str) -> None:
+        with contextlib.suppress(PathNotFound):
+            await self._driver.delete(layout.tag_index(name, tag))
 
 
 async def repository_exists(driver: Driver, name: str) -> bool:

@@ -40,7 +40,7 @@ from arca.registry.events import (
 )
 from arca.registry.upload_limits import OpenSessions
 from arca.storage import layout
-from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, PathNotFound
+from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, InvalidOffset, PathNotFound
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 # Sessions whose in-memory state this process keeps; beyond it the oldest idle ones
@@ -160,7 +160,12 @@ class UploadStore:
         """Close the session: verify `digest`, publish the blob, link it, forget the session."""
         async with self._exclusive(session_id):
             state = await self._load(name, session_id)
-            writer, state = await self._open(session_id, state)
+            try:
+                writer, state = await self._open(session_id, state)
+            except _DataMissing:
+                return await self._finish_published(
+                    name, session_id, state, digest, body, start, length
+                )
             try:
                 if body is not None:
                     self._check_start(session_id, state, start)
@@ -353,44 +358,81 @@ class UploadStore:
             )
 
     async def _open(self, session_id: str, state: SessionState) -> tuple[FileWriter, SessionState]:
+        """The session's writer, holding exactly the `state.offset` bytes the state counts.
+
+        The state is the truth: it is saved only after the bytes it counts are durable,
+        and only what it counts was acknowledged (the Range a client resumes from). A
+        process killed between writing bytes and saving the state leaves more data
+        than that; those bytes are cut off before anything else happens, so a chunk
+        resumed from the acknowledged offset lands right after the acknowledged bytes.
+        """
         path = layout.upload_data(session_id)
         try:
             writer = await self._driver.writer(path, append=True)
         except PathNotFound:
             if state.offset != 0:
-                raise BlobUploadInvalid(
+                raise _DataMissing(
                     "upload data is missing; restart the upload", {"session_id": session_id}
                 ) from None
             writer = await self._driver.writer(path)
-        if writer.size != state.offset:
-            # A process died between writing bytes and saving state: recover by
-            # re-hashing what storage holds, the one case that reads data back.
-            if writer.size < state.offset:
+        if writer.size < state.offset:
+            await writer.close()
+            raise BlobUploadInvalid(
+                "upload data is shorter than its recorded state; restart the upload",
+                {"session_id": session_id},
+            )
+        if writer.size > state.offset:
+            try:
+                await writer.truncate(state.offset)
+            except InvalidOffset:
+                # S3 cannot cut inside a part it has sent (docs/layout.md, "Uploads").
                 await writer.close()
                 raise BlobUploadInvalid(
-                    "upload data is shorter than its recorded state; restart the upload",
+                    "upload state was lost mid-chunk and cannot be recovered; restart the upload",
                     {"session_id": session_id},
-                )
-            state = await self._rehash(session_id, state, writer.size)
+                ) from None
         return writer, state
 
-    async def _rehash(self, session_id: str, state: SessionState, size: int) -> SessionState:
-        hasher = ResumableHasher("sha256")
+    async def _finish_published(
+        self,
+        name: str,
+        session_id: str,
+        state: SessionState,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None,
+        start: int | None,
+        length: int | None,
+    ) -> Digest:
+        """Close a session whose data is gone from it because a process published it as
+        the blob and was killed before linking it and forgetting the session.
+
+        The blob is the session's content if its size and sha256 are what the state
+        (and the final chunk, if this PUT carries one) say: then it is linked as the
+        first PUT would have. Otherwise the data is really lost.
+        """
+        missing = _DataMissing(
+            "upload data is missing; restart the upload", {"session_id": session_id}
+        )
+        sha256, size = ResumableHasher("sha256", state.sha256), state.offset
+        if body is not None:
+            self._check_start(session_id, state, start)
+            async for block in _blocks(body):
+                await asyncio.to_thread(sha256.update, block)
+                size += len(block)
+            if length is not None and size - state.offset != length:
+                raise missing
         try:
-            async for chunk in self._driver.open_read(layout.upload_data(session_id), 0, size):
-                hasher.update(chunk)
+            stored = (await self._driver.stat(layout.blob_data(digest))).size
         except PathNotFound:
-            # Object stores cannot read an unfinished multipart upload back.
-            raise BlobUploadInvalid(
-                "upload state was lost mid-chunk and cannot be recovered; restart the upload",
-                {"session_id": session_id},
-            ) from None
-        live = self._live.get(session_id)
-        if live is not None:
-            live.offset = -1  # its blake3 does not cover the recovered bytes; its lock stays
-        state = replace(state, offset=size, sha256=hasher.state(), updated=time.time())
-        await self._driver.put(layout.upload_state(session_id), state.encode())
-        return state
+            raise missing from None
+        recorded = await self._blobs.recorded_meta(digest)
+        expected = digest if digest.algorithm == "sha256" else recorded and recorded.sha256
+        if stored != size or expected != sha256.digest():
+            raise missing
+        await self._blobs.record_meta(BlobMeta(digest, size, sha256.digest(), None, time.time()))
+        await self._blobs.link(name, digest)
+        await self._forget(session_id)
+        return digest
 
     async def _receive(
         self,
@@ -493,6 +535,10 @@ class UploadStore:
         self._live.pop(session_id, None)
         with contextlib.suppress(PathNotFound):
             await self._driver.delete(layout.upload_dir(session_id))
+
+
+class _DataMissing(BlobUploadInvalid):
+    """A session's state counts bytes, but its data object is gone."""
 
 
 def _sha256_of(state: SessionState) -> Digest:

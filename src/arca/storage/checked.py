@@ -119,6 +119,11 @@ class CheckedDriver(Driver):
         with self._timed("delete"):
             await self.inner.delete(path)
 
+    async def delete_if(self, path: str, expected: bytes) -> bool:
+        check_path(path)
+        with self._timed("delete_if"):
+            return await self.inner.delete_if(path, expected)
+
     async def move(self, source: str, destination: str) -> None:
         check_path(source)
         check_path(destination)
@@ -201,6 +206,10 @@ class _CheckedWriter(FileWriter):
     async def cancel(self) -> None:
         with self._driver._timed("writer.cancel"):
             await self.inner.cancel()
+
+    async def truncate(self, size: int) -> None:
+        with self._driver._timed("writer.truncate"):
+            await self.inner.truncate(size)
 
 
 _T = TypeVar("_T")

@@ -18,6 +18,8 @@ Guarantees every driver gives:
 - `put` is atomic: a reader sees the old object, the new one, or nothing; never a part.
 - `put(..., if_absent=True)` creates only when nothing is at the path, atomically
   across processes and replicas, else raises `AlreadyExists`.
+- `delete_if(path, expected)` removes an object only while it holds `expected`: a
+  concurrent `put` of other bytes is never deleted (the registry's tags rely on it).
 - `open_read` streams in large chunks (>= 1 MiB where the backend allows).
 - `list` yields the names of direct children in lexical (code point) order.
 - `FileWriter` survives its process: `writer(path, append=True)` from another driver
@@ -122,6 +124,15 @@ class FileWriter(abc.ABC):
     async def cancel(self) -> None:
         """Discard the object and everything written to it."""
 
+    async def truncate(self, size: int) -> None:
+        """Cut the object back to its first `size` bytes, durably, before writing more.
+
+        For a resumed object that holds bytes its owner never counted (a process killed
+        between writing and recording them). InvalidOffset when the backend cannot cut
+        there (past the end, or inside data it can no longer reach), and by default.
+        """
+        raise InvalidOffset("(writer)", size)
+
 
 class Driver(abc.ABC):
     """The contract every storage backend implements."""
@@ -183,6 +194,22 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def delete(self, path: str) -> None:
         """Delete an object or everything under a prefix; PathNotFound if nothing."""
+
+    async def delete_if(self, path: str, expected: bytes) -> bool:
+        """Delete the object at `path` only if its content is `expected`; whether it did.
+
+        Atomic against concurrent writers where the backend can compare and delete in
+        one step (the shipped drivers override this). This default reads and then
+        deletes, so a `put` landing in between can be lost: a driver without a better
+        way says so in its documentation.
+        """
+        try:
+            if await self.get(path) != expected:
+                return False
+            await self.delete(path)
+        except PathNotFound:
+            return False
+        return True
 
     @abc.abstractmethod
     async def move(self, source: str, destination: str) -> None:

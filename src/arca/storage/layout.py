@@ -5,8 +5,8 @@ blobs/<alg>/<hh>/<hex>/data                        content, immutable, shared by
 blobs/<alg>/<hh>/<hex>/meta                        size, sha256, blake3, first seen (CBOR)
 repositories/<name>/_layers/<alg>/<hex>/link       the blob belongs to this repository
 repositories/<name>/_manifests/revisions/<alg>/<hex>/link   manifest in repo (JSON record)
-repositories/<name>/_manifests/tags/<tag>/current/link      -> manifest digest
-repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link  previous targets
+repositories/<name>/_manifests/tags/<tag>/current/link      -> manifest digest (+ generation)
+repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link  targets it had before
 repositories/<name>/_referrers/<alg>/<subject-hex>/<alg>-<referrer-hex>  descriptor JSON
 repositories/<name>/_index/entries/<key>           artifact index: one record per artifact
 repositories/<name>/_index/labels/<label>/<value>/<key>     the same record, per label
@@ -128,8 +128,12 @@ def tag_current(name: str, tag: str) -> str:
     return f"{tag_dir(name, tag)}/current/link"
 
 
+def tag_index(name: str, tag: str) -> str:
+    return f"{tag_dir(name, tag)}/index"
+
+
 def tag_history(name: str, tag: str, digest: Digest) -> str:
-    return f"{tag_dir(name, tag)}/index/{digest.algorithm}/{digest.hex}/link"
+    return f"{tag_index(name, tag)}/{digest.algorithm}/{digest.hex}/link"
 
 
 def referrers(name: str, subject: Digest) -> str:

@@ -81,6 +81,13 @@ class MemoryDriver(Driver):
         for p in doomed_pending:
             del self._pending[p]
 
+    async def delete_if(self, path: str, expected: bytes) -> bool:
+        obj = self._objects.get(path)
+        if obj is None or obj.data != expected:
+            return False
+        del self._objects[path]
+        return True
+
     async def move(self, source: str, destination: str) -> None:
         obj = self._lookup(source)
         self._objects[destination] = obj
@@ -123,3 +130,8 @@ class _MemoryWriter(FileWriter):
 
     async def cancel(self) -> None:
         self._driver._pending.pop(self._path, None)
+
+    async def truncate(self, size: int) -> None:
+        if not 0 <= size <= len(self._buffer):
+            raise InvalidOffset(self._path, size)
+        del self._buffer[size:]

@@ -328,6 +328,23 @@ class S3Driver(Driver):
         if not found:
             raise PathNotFound(path)
 
+    async def delete_if(self, path: str, expected: bytes) -> bool:
+        """GET, compare, then DeleteObject with `If-Match` on the ETag read: S3 refuses
+        the delete (412) if the object was replaced meanwhile by different bytes."""
+        key = self._key(path)
+        try:
+            with _map_errors(path):
+                s3 = await self._client()
+                response = await s3.get_object(Bucket=self.bucket, Key=key)
+                async with response["Body"] as body:
+                    data: bytes = await body.read()
+                if data != expected:
+                    return False
+                await s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=response["ETag"])
+        except (PathNotFound, AlreadyExists):  # gone, or replaced (412): not ours to delete
+            return False
+        return True
+
     async def move(self, source: str, destination: str) -> None:
         source_key, destination_key = self._key(source), self._key(destination)
         size = (await self.stat(source)).size
@@ -592,6 +609,26 @@ class _S3Writer(FileWriter):
         with _map_errors(self._path):
             s3 = await self._s3()
             await s3.delete_object(Bucket=self.bucket, Key=self._key + WRITER_SUFFIX)
+
+    async def truncate(self, size: int) -> None:
+        """Cut inside the buffered tail or at a part boundary; a sent part cannot be read
+        back, so a cut inside one is InvalidOffset."""
+        self._check_open()
+        sent = 0
+        kept: list[_Part] = []
+        for part in self._parts:
+            if sent + part.size > size:
+                break
+            kept.append(part)
+            sent += part.size
+        if not 0 <= size <= self._size or (len(kept) < len(self._parts) and sent != size):
+            raise InvalidOffset(self._path, size)
+        if len(kept) < len(self._parts):
+            self._parts, self._buffer = kept, bytearray()  # later parts get overwritten
+        else:
+            del self._buffer[size - sent :]
+        self._size = size
+        await self.save()
 
     async def save(self) -> None:
         """Write the state object: the upload, its parts and the buffered tail."""
