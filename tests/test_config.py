@@ -45,6 +45,13 @@ def test_environment_overrides_file(tmp_path):
         ("[server]\nport = 'x'\n", "server.port must be an integer"),
         ("[storage]\ndriver = 'ftp'\n", "storage.driver must be one of"),
         ("[server\n", "not valid TOML"),
+        ("[events]\npull_sample_rate = nan\n", "events.pull_sample_rate must be 0 to 1"),
+        ("[events]\nstream_poll_seconds = 0\n", "events.stream_poll_seconds must be more"),
+        ("[events]\nlease_seconds = inf\n", "events.lease_seconds must be more than 0"),
+        ("[events]\ncompact_after_seconds = -1\n", "events.compact_after_seconds must be at"),
+        ("[gc]\nlease_seconds = 0\n", "gc.lease_seconds must be at least 1"),
+        ('[gc]\nuntagged = "never"\n', "gc.untagged must be one of keep, delete"),
+        ("[trash]\nretention_seconds = -5\n", "trash.retention_seconds must be at least 0"),
     ],
 )
 def test_bad_config_is_an_error_naming_the_problem(tmp_path, text, message):

@@ -144,6 +144,13 @@ class EventSettings:
     the others wait before taking over."""
     webhooks: tuple[WebhookSettings, ...] = ()
 
+    def __post_init__(self) -> None:
+        _in_range("events", self, "pull_sample_rate", 0, 1)
+        for key in ("retention_seconds", "compact_after_seconds", "maintenance_interval_seconds"):
+            _in_range("events", self, key, 0)
+        for key in ("stream_poll_seconds", "lease_seconds"):
+            _positive("events", self, key)
+
 
 @dataclass(frozen=True)
 class AuthSettings:
@@ -178,11 +185,20 @@ class GcSettings:
     # How long a collector's lease lasts without renewal (one collector at a time).
     lease_seconds: int = 60
 
+    def __post_init__(self) -> None:
+        _in_range("gc", self, "interval_seconds", 0)
+        _in_range("gc", self, "grace_seconds", 0)
+        _in_range("gc", self, "lease_seconds", 1)
+        _one_of("gc", self, "untagged", ("keep", "delete"))
+
 
 @dataclass(frozen=True)
 class TrashSettings:
     # Swept objects stay restorable this long, then a collector run purges them.
     retention_seconds: int = 7 * 24 * 3600
+
+    def __post_init__(self) -> None:
+        _in_range("trash", self, "retention_seconds", 0)
 
 
 @dataclass(frozen=True)
@@ -265,28 +281,12 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         raw["events"] = events
     sections = {name: _section(cls, name, raw.get(name, {})) for name, cls in _SECTIONS.items()}
     settings = Settings(**sections)
-    events = settings.events
-    if not 0.0 <= events.pull_sample_rate <= 1.0:
-        raise ConfigError("events.pull_sample_rate must be between 0 and 1")
-    if min(events.retention_seconds, events.compact_after_seconds) < 0:
-        raise ConfigError("events.retention_seconds and compact_after_seconds must be >= 0")
-    if events.stream_poll_seconds <= 0 or events.lease_seconds <= 0:
-        raise ConfigError("events.stream_poll_seconds and lease_seconds must be positive")
     if settings.storage.driver not in _DRIVER_SECTIONS:
         raise ConfigError(
             f"storage.driver must be one of {', '.join(_DRIVER_SECTIONS)},"
             f" not {settings.storage.driver!r}"
         )
     _check_auth(settings)
-    if settings.gc.untagged not in ("keep", "delete"):
-        raise ConfigError(f'gc.untagged must be "keep" or "delete", not {settings.gc.untagged!r}')
-    for key in ("interval_seconds", "grace_seconds", "lease_seconds"):
-        if getattr(settings.gc, key) < 0:
-            raise ConfigError(f"gc.{key} must be >= 0")
-    if settings.gc.lease_seconds < 1:
-        raise ConfigError("gc.lease_seconds must be >= 1")
-    if settings.trash.retention_seconds < 0:
-        raise ConfigError("trash.retention_seconds must be >= 0")
     storage_options(settings)  # the driver's own checks, without touching the backend
     return settings
 
@@ -310,13 +310,23 @@ def storage_options(settings: Settings) -> DriverOptions:
         raise ConfigError(str(error)) from None
 
 
+_INFINITE = (float("inf"), float("-inf"))
+
+
 def _in_range(
-    section: str, values: object, key: str, minimum: int, maximum: int | None = None
+    section: str, values: object, key: str, minimum: float, maximum: float | None = None
 ) -> None:
     value = getattr(values, key)
-    if value < minimum or (maximum is not None and value > maximum):
+    # Written so that NaN fails too (TOML has `nan`; every comparison with it is false).
+    if not (value >= minimum and (maximum is None or value <= maximum)) or value in _INFINITE:
         bounds = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum}"
         raise ConfigError(f"{section}.{key} must be {bounds}, not {value!r}")
+
+
+def _positive(section: str, values: object, key: str) -> None:
+    value = getattr(values, key)
+    if not value > 0 or value in _INFINITE:
+        raise ConfigError(f"{section}.{key} must be more than 0, not {value!r}")
 
 
 def _one_of(section: str, values: object, key: str, allowed: tuple[str, ...]) -> None:
@@ -348,14 +358,10 @@ def _section(cls: type[Any], name: str, values: Any) -> Any:
             raise ConfigError(f"{name}.{key} must be a number, not {value!r}")
         elif type(default) is str and not isinstance(value, str):
             raise ConfigError(f"{name}.{key} must be a string, not {value!r}")
-        elif type(default) is bool and type(value) is not bool:
-            raise ConfigError(f"{name}.{key} must be true or false, not {value!r}")
         elif type(default) is tuple:
             if not isinstance(value, list | tuple):
                 raise ConfigError(f"{name}.{key} must be an array, not {value!r}")
             checked[key] = tuple(value)
-        elif type(default) is float and type(value) not in (int, float):
-            raise ConfigError(f"{name}.{key} must be a number, not {value!r}")
         else:
             checked[key] = value
     return cls(**checked)

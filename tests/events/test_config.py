@@ -42,7 +42,7 @@ def test_webhooks_are_read_with_defaults_and_a_stable_name(tmp_path) -> None:
         (HOOK + 'name = "a"\n' + HOOK + 'name = "a"\n', "same name"),
         ('[[events.webhooks]]\nurl = "http://169.254.169.254/latest"\n', "link-local or metadata"),
         ('[[events.webhooks]]\nurl = "http://[fe80::1]:80/"\n', "link-local or metadata"),
-        ("[events]\npull_sample_rate = 2\n", "between 0 and 1"),
+        ("[events]\npull_sample_rate = 2\n", "events.pull_sample_rate must be 0 to 1"),
         ('[events]\nenabled = "yes"\n', "must be true or false"),
     ],
 )

@@ -38,10 +38,6 @@ PINNED: dict[str, tuple[Callable[[], object], object]] = {
         lambda: layout.revisions_of("a", "sha256"),
         "repositories/a/_manifests/revisions/sha256",
     ),
-    "revision_dir": (
-        lambda: layout.revision_dir("a", D),
-        f"repositories/a/_manifests/revisions/sha256/{D.hex}",
-    ),
     "revision_link": (
         lambda: layout.revision_link("a", D),
         f"repositories/a/_manifests/revisions/sha256/{D.hex}/link",

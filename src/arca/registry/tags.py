@@ -128,16 +128,6 @@ class TagStore:
                 return link.digest
         raise ManifestUnknown(f"{name}:{tag}")  # moved on every attempt: as good as gone
 
-    async def delete_pointing_at(self, name: str, digest: Digest) -> tuple[str, ...]:
-        """Delete every tag whose target is `digest` (a manifest delete); the tags removed."""
-        removed = []
-        for tag in await self.pointing_at(name, digest):
-            with contextlib.suppress(PathNotFound):
-                await self._driver.delete(layout.tag_dir(name, tag))
-                removed.append(tag)
-                await self._events.publish(TagDeleted(repository=name, tag=tag, digest=digest))
-        return tuple(removed)
-
     async def page(self, name: str, limit: int, last: str | None) -> TagPage:
         """Up to `limit` tags after `last`, lexically; NAME_UNKNOWN for a missing repo."""
         names: list[str] = []

@@ -238,10 +238,6 @@ def parse_layer_link(name: str, path: str) -> Digest | None:
     return _parse_link(layers(name), path)
 
 
-def revision_dir(name: str, digest: Digest) -> str:
-    return f"{revisions(name)}/{digest.algorithm}/{digest.hex}"
-
-
 def revisions_of(name: str, algorithm: str) -> str:
     return f"{revisions(name)}/{algorithm}"
 
