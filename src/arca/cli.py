@@ -43,6 +43,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from arca import quota_command
 from arca.auth import commands as auth_commands
 from arca.config import ConfigError, Settings, load_settings
 
@@ -94,6 +95,7 @@ index_app = typer.Typer(
 )
 app.add_typer(index_app, name="index")
 auth_commands.register(app)  # arca user …, arca token …, arca login (docs/auth.md)
+quota_command.register(app)  # arca quota (docs/protection.md)
 trash_app = typer.Typer(no_args_is_help=True, help="What garbage collection swept, restorable.")
 app.add_typer(trash_app, name="trash")
 

@@ -202,6 +202,40 @@ class TrashSettings:
 
 
 @dataclass(frozen=True)
+class ImmutabilityRule:
+    """One `[[immutability]]` table (docs/protection.md): tags that never move."""
+
+    repositories: tuple[str, ...]
+    """Repository globs (`*` within a component, `**` across)."""
+    tags: tuple[str, ...]
+    """Regular expressions, searched in the tag (anchor them: `^v[0-9]`)."""
+    name: str = ""
+    """Named in refusals; default `immutability[<position>]`."""
+
+
+@dataclass(frozen=True)
+class QuotaRule:
+    """One `[[quotas]]` table (docs/protection.md): limits of each matching repository."""
+
+    repositories: tuple[str, ...]
+    max_bytes: int = 0
+    """Bytes of distinct blobs and manifests in one repository (0: no limit)."""
+    max_artifacts: int = 0
+    """Manifests without a subject in one repository (0: no limit)."""
+    name: str = ""
+    """Named in refusals; default `quotas[<position>]`."""
+
+
+@dataclass(frozen=True)
+class ProtectionSettings:
+    # How long a replica trusts a repository's counted usage before counting again.
+    usage_cache_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        _in_range("protection", self, "usage_cache_seconds", 0, 3600)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -210,6 +244,9 @@ class Settings:
     gc: GcSettings = field(default_factory=GcSettings)
     trash: TrashSettings = field(default_factory=TrashSettings)
     events: EventSettings = field(default_factory=EventSettings)
+    protection: ProtectionSettings = field(default_factory=ProtectionSettings)
+    immutability: tuple[ImmutabilityRule, ...] = ()
+    quotas: tuple[QuotaRule, ...] = ()
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -220,7 +257,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "gc": GcSettings,
     "trash": TrashSettings,
     "events": EventSettings,
+    "protection": ProtectionSettings,
 }
+# Top-level arrays of tables (`[[immutability]]`), each parsed by its own function.
+_RULE_ARRAYS = ("immutability", "quotas")
 # ARCA_REGISTRY is the client's (the CLI's registry URL), so a shell may set it too.
 _NOT_SETTINGS = frozenset({"ARCA_CONFIG", "ARCA_REGISTRY"})
 _DRIVER_SECTIONS = ("filesystem", "s3", "gcs", "azure", "memory")
@@ -270,17 +310,19 @@ def _coerce_env(value: str) -> Any:
 
 
 def _build(raw: Mapping[str, Any]) -> Settings:
-    unknown = set(raw) - set(_SECTIONS)
+    unknown = set(raw) - set(_SECTIONS) - set(_RULE_ARRAYS)
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     raw = dict(raw)
+    immutability = _immutability(raw.pop("immutability", []))
+    quotas = _quotas(raw.pop("quotas", []))
     events = raw.get("events")
     if isinstance(events, Mapping) and "webhooks" in events:
         events = dict(events)
         events["webhooks"] = _webhooks(events["webhooks"])
         raw["events"] = events
     sections = {name: _section(cls, name, raw.get(name, {})) for name, cls in _SECTIONS.items()}
-    settings = Settings(**sections)
+    settings = Settings(**sections, immutability=immutability, quotas=quotas)
     if settings.storage.driver not in _DRIVER_SECTIONS:
         raise ConfigError(
             f"storage.driver must be one of {', '.join(_DRIVER_SECTIONS)},"
@@ -409,6 +451,80 @@ def _webhooks(values: Any) -> tuple[WebhookSettings, ...]:
     return tuple(hooks)
 
 
+def _rule_tables(values: Any, array: str) -> list[dict[str, Any]]:
+    """The tables of `[[array]]`, each with `repositories` a non-empty array of valid globs."""
+    from arca.auth.policy import glob_regex
+
+    if not isinstance(values, list) or not all(isinstance(t, Mapping) for t in values):
+        raise ConfigError(f"[[{array}]] must be an array of tables")
+    tables = []
+    for position, table in enumerate(values):
+        table = dict(table)
+        where = f"{array}[{position}]"
+        globs = table.get("repositories")
+        if (
+            not isinstance(globs, list)
+            or not globs
+            or not all(isinstance(g, str) and g for g in globs)
+        ):
+            raise ConfigError(f"{where}.repositories must be a non-empty array of globs")
+        for glob in globs:
+            if glob.startswith("/") or "//" in glob:
+                raise ConfigError(f"{where}.repositories: {glob!r} cannot match a repository name")
+            glob_regex(glob)
+        table["repositories"] = tuple(globs)
+        if not isinstance(table.setdefault("name", where), str) or not table["name"]:
+            raise ConfigError(f"{where}.name must be a non-empty string")
+        tables.append(table)
+    names = [table["name"] for table in tables]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[[{array}]]: two rules have the same name")
+    return tables
+
+
+def _immutability(values: Any) -> tuple[ImmutabilityRule, ...]:
+    rules = []
+    for position, table in enumerate(_rule_tables(values, "immutability")):
+        where = f"immutability[{position}]"
+        tags = table.get("tags")
+        if not isinstance(tags, list) or not tags or not all(isinstance(t, str) for t in tags):
+            raise ConfigError(f"{where}.tags must be a non-empty array of regular expressions")
+        for pattern in tags:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(
+                    f"{where}.tags: {pattern!r} is not a regular expression: {exc}"
+                ) from None
+        table["tags"] = tuple(tags)
+        rules.append(_section(_ImmutabilityDefaults, where, table))
+    return tuple(ImmutabilityRule(r.repositories, r.tags, r.name) for r in rules)
+
+
+def _quotas(values: Any) -> tuple[QuotaRule, ...]:
+    rules = []
+    for position, table in enumerate(_rule_tables(values, "quotas")):
+        where = f"quotas[{position}]"
+        rule = _section(_QuotaDefaults, where, table)
+        for key in ("max_bytes", "max_artifacts"):
+            _in_range(where, rule, key, 0)
+        if not rule.max_bytes and not rule.max_artifacts:
+            raise ConfigError(f"{where} sets neither max_bytes nor max_artifacts")
+        rules.append(QuotaRule(rule.repositories, rule.max_bytes, rule.max_artifacts, rule.name))
+    return tuple(rules)
+
+
+@dataclass(frozen=True)
+class _ImmutabilityDefaults(ImmutabilityRule):
+    repositories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _QuotaDefaults(QuotaRule):
+    repositories: tuple[str, ...] = ()
+
+
 def _check_webhook_target(position: int, hook: WebhookSettings) -> None:
     from urllib.parse import urlsplit
 
@@ -448,6 +564,14 @@ def describe(settings: Settings) -> str:
     lines: list[str] = []
     for section in dataclasses.fields(settings):
         values = getattr(settings, section.name)
+        if isinstance(values, tuple):  # [[immutability]], [[quotas]]
+            for rule in values:
+                lines.append(f"\n[[{section.name}]]")
+                lines.extend(
+                    f"{item.name} = {_toml(item.name, getattr(rule, item.name))}"
+                    for item in dataclasses.fields(rule)
+                )
+            continue
         lines.append(f"\n[{section.name}]")
         tables: dict[str, Mapping[str, Any]] = {}
         for item in dataclasses.fields(values):

@@ -225,6 +225,38 @@ class Denied(RegistryError):
     code = ErrorCode.DENIED
 
 
+class TagImmutable(Denied):
+    """403 DENIED: a push, tag delete or manifest delete would move or remove a tag an
+    `[[immutability]]` rule protects (docs/protection.md). Names the rule."""
+
+    def __init__(self, name: str, tag: str, rule: str, digest: object, action: str) -> None:
+        super().__init__(
+            f"tag {name}:{tag} is immutable (rule {rule!r}): it names {digest} and cannot be"
+            f" {action}",
+            {"name": name, "tag": tag, "rule": rule, "digest": str(digest)},
+        )
+
+
+class QuotaExceeded(Denied):
+    """403 DENIED: a push would take a repository over a `[[quotas]]` limit. The spec has
+    no quota code; DENIED is the one clients show as "not allowed" without retrying
+    (docs/protection.md, "Quotas")."""
+
+    def __init__(self, name: str, rule: str, what: str, used: int, adding: int, limit: int) -> None:
+        super().__init__(
+            f"quota {what} of rule {rule!r} for {name}: used {used} of {limit},"
+            f" this push adds {adding}",
+            {
+                "name": name,
+                "rule": rule,
+                "quota": what,
+                "used": used,
+                "adding": adding,
+                "limit": limit,
+            },
+        )
+
+
 class TooManyRequests(RegistryError):
     """429 with Retry-After: too many failed logins for one user or one address."""
 

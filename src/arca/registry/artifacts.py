@@ -62,9 +62,25 @@ class ArtifactStore:
                     {"path": file.path, "digest": str(file.sha256)},
                 )
         config = Digest.of(document)
+        manifest = to_oci_manifest(artifact, document)
+        quotas = self._manifests.quotas
+        config_is_new = (
+            quotas is not None
+            and quotas.covers(name)
+            and not await self._blobs.is_linked(name, config)
+        )
+        await self._manifests.admit(
+            name,
+            reference,
+            manifest,
+            extra_tags,
+            artifact.subject is not None,
+            len(document) if config_is_new else 0,
+        )
         await self._blobs.put_small(document, config)
         await self._blobs.link(name, config)
-        manifest = to_oci_manifest(artifact, document)
+        if config_is_new and quotas is not None:
+            quotas.added(name, len(document))
         return await self._manifests.put(name, reference, manifest, OCI_MANIFEST, extra_tags)
 
     async def view(self, name: str, reference: str) -> tuple[StoredManifest, bytes]:

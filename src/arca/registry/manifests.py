@@ -28,6 +28,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from arca.errors import (
     DigestInvalid,
@@ -54,6 +55,9 @@ from arca.registry.reuse import Claim, Reuse
 from arca.registry.tags import TagStore
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, Driver, PathNotFound
+
+if TYPE_CHECKING:
+    from arca.registry.quotas import Quotas
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +157,8 @@ class ManifestStore:
         self._cache = _ContentCache(cache_bytes)
         self._events = events or Publisher()
         self._pull_sample_rate = pull_sample_rate
+        self.quotas: Quotas | None = None
+        """Set by `Registry` when `[[quotas]]` are configured."""
 
     async def resolve(self, name: str, reference: str) -> Digest:
         target = _parse(reference, reading=True)
@@ -218,24 +224,39 @@ class ManifestStore:
     ) -> PutResult:
         if len(data) > self.max_bytes:
             raise ManifestTooLarge(len(data), self.max_bytes)
-        target = _parse(reference, reading=False)
-        tags = tuple(validate_tag(tag) for tag in extra_tags)
-        if isinstance(target, Digest):
-            digest = Digest.of(data, target.algorithm)
-            if digest != target:
-                raise DigestInvalid(
-                    f"manifest digest {digest} does not match the reference {target}",
-                    {"expected": str(target), "actual": str(digest)},
-                )
-        else:
-            digest = Digest.of(data)
-            tags = (target, *tags)
+        digest, tags = _targets(reference, data, extra_tags)
         if len(data) > _PARSE_INLINE_BYTES:
             manifest = await asyncio.to_thread(parse_manifest, data, content_type)
         else:
             manifest = parse_manifest(data, content_type)
+        new = await self.admit(name, reference, data, extra_tags, manifest.subject is not None)
         await self._check_references(name, manifest)
-        return await self._store(name, digest, data, manifest, tags)
+        result = await self._store(name, digest, data, manifest, tags)
+        if new and self.quotas is not None:
+            self.quotas.added(name, len(data), 0 if manifest.subject is not None else 1)
+        return result
+
+    async def admit(
+        self,
+        name: str,
+        reference: str,
+        data: bytes,
+        extra_tags: tuple[str, ...] = (),
+        has_subject: bool = False,
+        extra_bytes: int = 0,
+    ) -> bool:
+        """Refuse, before anything is stored, a push of `data` that would move an
+        immutable tag or go over a quota (docs/protection.md). `extra_bytes`: what the
+        caller stores beside the manifest (a CBOR document's config blob). Whether
+        a quota counts this manifest as new."""
+        digest, tags = _targets(reference, data, extra_tags)
+        await self._tags.check_move(name, tags, digest)
+        if self.quotas is None or not self.quotas.covers(name):
+            return False
+        if await self._driver.exists(layout.revision_link(name, digest)):
+            return False
+        await self.quotas.admit(name, len(data) + extra_bytes, 0 if has_subject else 1)
+        return True
 
     async def delete(self, name: str, reference: str) -> Digest:
         """Delete by tag removes the tag; by digest, the manifest and every tag on it."""
@@ -243,6 +264,10 @@ class ManifestStore:
         if not isinstance(target, Digest):
             return await self._tags.delete(name, target)
         path = layout.revision_link(name, target)
+        if self._tags.immutability.covers(name):
+            # Refused before anything goes: a protected tag would go with the manifest.
+            for tag, _ in await self._tags.links_to(name, target):
+                self._tags.check_remove(name, tag, target)
         untagged: list[str] = []
         while True:
             try:
@@ -392,6 +417,23 @@ def referrer_descriptor(revision: Revision, manifest: Manifest) -> dict[str, obj
     if manifest.annotations:
         descriptor["annotations"] = dict(manifest.annotations)
     return descriptor
+
+
+def _targets(
+    reference: str, data: bytes, extra_tags: tuple[str, ...]
+) -> tuple[Digest, tuple[str, ...]]:
+    """The digest a PUT of `data` to `reference` stores, and the tags it sets."""
+    target = _parse(reference, reading=False)
+    tags = tuple(validate_tag(tag) for tag in extra_tags)
+    if isinstance(target, Digest):
+        digest = Digest.of(data, target.algorithm)
+        if digest != target:
+            raise DigestInvalid(
+                f"manifest digest {digest} does not match the reference {target}",
+                {"expected": str(target), "actual": str(digest)},
+            )
+        return digest, tags
+    return Digest.of(data), (target, *tags)
 
 
 def _parse(reference: str, *, reading: bool) -> Digest | str:

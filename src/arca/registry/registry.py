@@ -8,6 +8,8 @@ from arca.registry.blobs import BlobStore
 from arca.registry.catalog import Catalog
 from arca.registry.events import Publisher
 from arca.registry.manifests import ManifestStore
+from arca.registry.protection import Immutability
+from arca.registry.quotas import Quotas
 from arca.registry.referrers import ReferrerStore
 from arca.registry.reuse import Reuse
 from arca.registry.tags import TagStore
@@ -29,7 +31,7 @@ class Registry:
             sessions_per_repository=settings.limits.upload_sessions_per_repository,
             events=self.events,
         )
-        self.tags = TagStore(driver, self.events)
+        self.tags = TagStore(driver, self.events, Immutability(settings.immutability))
         self.referrers = ReferrerStore(driver)
         self.manifests = ManifestStore(
             driver,
@@ -41,5 +43,16 @@ class Registry:
             events=self.events,
             pull_sample_rate=settings.events.pull_sample_rate,
         )
+        self.quotas: Quotas | None = None
+        if settings.quotas:
+            self.quotas = Quotas(
+                driver,
+                self.blobs,
+                self.manifests,
+                settings.quotas,
+                settings.protection.usage_cache_seconds,
+            )
+            self.manifests.quotas = self.uploads.quotas = self.quotas
+            self.events.followers.append(self.quotas)
         self.artifacts = ArtifactStore(self.blobs, self.manifests)
         self.catalog = Catalog(driver)

@@ -10,6 +10,9 @@ Racing writers (docs/layout.md, "Tags under concurrent writers"):
   history. So whenever the last thing to happen to a pointer was its removal, every
   history entry was written before it and is removed after it: a tag directory never
   outlives its pointer, and tags/list never names a tag that does not resolve.
+- A tag an `[[immutability]]` rule protects (arca.registry.protection) is created
+  only if absent, so two pushes racing to create it end with exactly one winner (the
+  other is refused), and it is never moved to another digest nor removed.
 - A link names the *generation* of the manifest's revision it was set against
   (`ManifestStore`): a manifest deleted and pushed again is a new generation, so a
   delete by digest removes exactly the tags set before it, never those of a push
@@ -22,11 +25,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from arca.errors import ManifestUnknown, NameUnknown
+from arca.errors import ManifestUnknown, NameUnknown, TagImmutable
 from arca.formats.digest import Digest
 from arca.registry.events import Publisher, TagDeleted, TagMoved
+from arca.registry.protection import Immutability
 from arca.storage import layout
-from arca.storage.driver import Driver, PathNotFound
+from arca.storage.driver import AlreadyExists, Driver, PathNotFound
 
 # How often `delete` re-reads a tag that a concurrent push moved between read and delete.
 _DELETE_ATTEMPTS = 20
@@ -60,9 +64,37 @@ class TagLink:
 class TagStore:
     """Every tag change goes through here, so each one publishes its event."""
 
-    def __init__(self, driver: Driver, events: Publisher | None = None) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        events: Publisher | None = None,
+        immutability: Immutability | None = None,
+    ) -> None:
         self._driver = driver
         self._events = events or Publisher()
+        self.immutability = immutability or Immutability()
+
+    async def check_move(self, name: str, tags: tuple[str, ...], digest: Digest) -> None:
+        """Refuse (TAG_IMMUTABLE's DENIED) before anything is stored if setting any of
+        `tags` to `digest` would move a protected tag. `set` checks again, atomically."""
+        if not self.immutability.covers(name):
+            return
+        for tag in tags:
+            rule = self.immutability.rule_for(name, tag)
+            if rule is None:
+                continue
+            try:
+                current = await self.resolve(name, tag)
+            except ManifestUnknown:
+                continue
+            if current != digest:
+                raise TagImmutable(name, tag, rule, current, f"moved to {digest}")
+
+    def check_remove(self, name: str, tag: str, digest: Digest) -> None:
+        """Refuse removing `tag` (naming `digest`) if a rule protects it."""
+        rule = self.immutability.rule_for(name, tag)
+        if rule is not None:
+            raise TagImmutable(name, tag, rule, digest, "deleted")
 
     async def link(self, name: str, tag: str) -> TagLink:
         try:
@@ -78,6 +110,10 @@ class TagStore:
         """Point `tag` at `digest` (remembering the target it had before in its history)."""
         path = layout.tag_current(name, tag)
         link = TagLink(digest, generation)
+        rule = self.immutability.rule_for(name, tag)
+        if rule is not None:
+            await self._set_immutable(name, tag, link, rule)
+            return
         try:
             previous: TagLink | None = TagLink.decode(await self._driver.get(path))
         except PathNotFound:
@@ -99,12 +135,38 @@ class TagStore:
                 )
             )
 
+    async def _set_immutable(self, name: str, tag: str, link: TagLink, rule: str) -> None:
+        """Create the protected tag if absent; else it must already name `link.digest`
+        (then only a stale generation is brought up to date)."""
+        path = layout.tag_current(name, tag)
+        while True:
+            try:
+                await self._driver.put(path, link.encode(), if_absent=True)
+            except AlreadyExists:
+                pass
+            else:
+                await self._events.publish(
+                    TagMoved(repository=name, tag=tag, digest=link.digest, previous=None)
+                )
+                return
+            try:
+                previous = TagLink.decode(await self._driver.get(path))
+            except PathNotFound:
+                continue  # removed between the two calls (before the rule existed)
+            if previous.digest != link.digest:
+                raise TagImmutable(name, tag, rule, previous.digest, f"moved to {link.digest}")
+            if previous != link:
+                await self._driver.put(path, link.encode())
+            return
+
     async def untag(self, name: str, tag: str, expected: TagLink) -> bool:
         """Remove `tag` only if it still is `expected`; whether it was removed.
 
         A push that moved the tag meanwhile wins: its pointer is never deleted (its
-        history may be: history is a record, not a reference).
+        history may be: history is a record, not a reference). A protected tag is
+        refused (TagImmutable).
         """
+        self.check_remove(name, tag, expected.digest)
         # History before and after the pointer: a kill between the steps leaves a tag
         # that still resolves, or (only if a push raced) history without a pointer.
         await self._clear_history(name, tag)

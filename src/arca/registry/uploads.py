@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import cbor2
 
@@ -39,6 +40,9 @@ from arca.registry.events import (
     UploadPurged,
 )
 from arca.registry.upload_limits import OpenSessions
+
+if TYPE_CHECKING:
+    from arca.registry.quotas import Quotas
 from arca.storage import layout
 from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, InvalidOffset, PathNotFound
 
@@ -109,6 +113,8 @@ class UploadStore:
         self._live: dict[str, _Live] = {}
         self._max_blob_bytes = max_blob_bytes
         self._open_sessions = OpenSessions(driver, sessions_per_repository)
+        self.quotas: Quotas | None = None
+        """Set by `Registry` when `[[quotas]]` are configured."""
 
     async def start(self, name: str) -> UploadStatus:
         """Open a chunked session: counted against the repository's session limit."""
@@ -144,6 +150,8 @@ class UploadStore:
             state = await self._load(name, session_id)
             self._check_start(session_id, state, start)
             body = self._capped(body, state.offset, length)
+            if self.quotas is not None:
+                body = await self.quotas.capped(name, body, state.offset, length)
             writer, state = await self._open(session_id, state)
             state = await self._receive(session_id, state, writer, body, length)
             return UploadStatus(session_id, state.offset)
@@ -170,11 +178,14 @@ class UploadStore:
                 if body is not None:
                     self._check_start(session_id, state, start)
                     body = self._capped(body, state.offset, length)
+                    if self.quotas is not None and not await self._blobs.is_linked(name, digest):
+                        body = await self.quotas.capped(name, body, state.offset, length)
                     state = await self._receive(
                         session_id, state, writer, body, length, closing=True
                     )
                 if digest.algorithm == "sha256":
                     await self._verify(session_id, digest, _sha256_of(state), writer)
+                new_bytes = await self._admit(name, digest, state.offset)
                 await writer.commit()
             except BaseException:
                 if not self._finished(session_id):
@@ -197,6 +208,8 @@ class UploadStore:
             )
             await self._blobs.adopt(layout.upload_data(session_id), meta)
             await self._blobs.link(name, digest)
+            if new_bytes and self.quotas is not None:
+                self.quotas.added(name, new_bytes)
             await self._forget(session_id)
             await self._events.publish(
                 BlobUploaded(
@@ -215,6 +228,8 @@ class UploadStore:
         so not counted against the session limit)."""
         if self._max_blob_bytes and length is not None and length > self._max_blob_bytes:
             raise BlobTooLarge(length, self._max_blob_bytes)
+        if length is not None:
+            await self._admit(name, digest, length)  # before a session or a byte exists
         status = await self._begin(name)
         try:
             return await self.finish(name, status.session_id, digest, body, length=length)
@@ -237,7 +252,14 @@ class UploadStore:
         ):
             return False
         if await self._blobs.exists_anywhere(digest) and await self._blobs.claim_data(digest):
+            size = 0
+            if self.quotas is not None and self.quotas.covers(name):
+                with contextlib.suppress(PathNotFound):
+                    size = (await self._driver.stat(layout.blob_data(digest))).size
+            new_bytes = await self._admit(name, digest, size)
             await self._blobs.link(name, digest)
+            if new_bytes and self.quotas is not None:
+                self.quotas.added(name, new_bytes)
             await self._events.publish(BlobLinked(repository=name, digest=digest, source=source))
             return True
         return False
@@ -249,6 +271,15 @@ class UploadStore:
                 yield session_id, await self._idle_since(session_id)
 
     # -- internals -------------------------------------------------------------------
+
+    async def _admit(self, name: str, digest: Digest, size: int) -> int:
+        """Refuse a blob of `size` bytes that would take `name` over quota; the bytes it
+        adds (0 when the repository already has it, or no quota names it)."""
+        quotas = self.quotas
+        if quotas is None or not quotas.covers(name) or await self._blobs.is_linked(name, digest):
+            return 0
+        await quotas.admit(name, size)
+        return size
 
     async def purge_expired(self, max_idle: float, now: float | None = None) -> list[str]:
         """Delete sessions untouched for `max_idle` seconds; returns their ids.
