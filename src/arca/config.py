@@ -236,6 +236,26 @@ class ProtectionSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """`[retention]` and its `[[retention.policies]]` (docs/lifecycle.md)."""
+
+    # Seconds between retention runs (plan, then apply) in the server (0: never).
+    interval_seconds: int = 0
+    # A plan deleting more than this fraction of a repository's artifacts is refused
+    # unless forced (`arca retention apply --force`); the server never forces.
+    max_delete_fraction: float = 0.5
+    # How long an applier's lease lasts without renewal (one applier at a time).
+    lease_seconds: int = 60
+    policies: tuple[Any, ...] = ()
+    """`arca.lifecycle.policies.RetentionPolicy`, checked at load."""
+
+    def __post_init__(self) -> None:
+        _in_range("retention", self, "interval_seconds", 0)
+        _in_range("retention", self, "max_delete_fraction", 0, 1)
+        _in_range("retention", self, "lease_seconds", 1)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -247,6 +267,7 @@ class Settings:
     protection: ProtectionSettings = field(default_factory=ProtectionSettings)
     immutability: tuple[ImmutabilityRule, ...] = ()
     quotas: tuple[QuotaRule, ...] = ()
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -258,6 +279,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "trash": TrashSettings,
     "events": EventSettings,
     "protection": ProtectionSettings,
+    "retention": RetentionSettings,
 }
 # Top-level arrays of tables (`[[immutability]]`), each parsed by its own function.
 _RULE_ARRAYS = ("immutability", "quotas")
@@ -321,6 +343,11 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         events = dict(events)
         events["webhooks"] = _webhooks(events["webhooks"])
         raw["events"] = events
+    retention = raw.get("retention")
+    if isinstance(retention, Mapping) and "policies" in retention:
+        from arca.lifecycle.policies import parse_policies  # imports only this module
+
+        raw["retention"] = {**retention, "policies": parse_policies(retention["policies"])}
     sections = {name: _section(cls, name, raw.get(name, {})) for name, cls in _SECTIONS.items()}
     settings = Settings(**sections, immutability=immutability, quotas=quotas)
     if settings.storage.driver not in _DRIVER_SECTIONS:
@@ -591,6 +618,8 @@ def describe(settings: Settings) -> str:
 def _toml(key: str, value: Any) -> str:
     if isinstance(value, str) and value and any(w in key.lower() for w in _SECRET_WORDS):
         value = "***"
+    if hasattr(value, "to_json"):  # a retention policy: an inline table
+        value = value.to_json()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -53,6 +53,7 @@ from arca.errors import ManifestInvalid, RegistryError
 from arca.formats.digest import Digest
 from arca.formats.manifest import parse_manifest
 from arca.lifecycle.lease import Lease, LeaseLost
+from arca.lifecycle.pins import Pins
 from arca.lifecycle.trash import Trash, TrashRecord
 from arca.registry.manifests import Revision
 from arca.registry.registry import Registry
@@ -349,9 +350,12 @@ class Collector:
             if revision.subject is not None:
                 referrers.setdefault(revision.subject, []).append(digest)
 
+        pinned = await Pins(self._driver).pinned(self._registry, name)  # above every rule
         reasons: dict[Digest, str] = {}
         for digest, (_, modified) in revisions.items():
-            if digest in tagged:
+            if digest in pinned:
+                reasons[digest] = "pinned"
+            elif digest in tagged:
                 reasons[digest] = "tagged"
             elif self._settings.gc.untagged == "keep":
                 reasons[digest] = "untagged, kept by policy"

@@ -105,7 +105,10 @@ class Trash:
     async def put(self, record: TrashRecord) -> TrashRecord:
         """Record, then move every object of `record` that is still in place."""
         if record.kind == "revision" and record.name is not None:
-            record = replace(record, tags=await self._take_deleted_tags(record.name, record.digest))
+            # The caller's tags too (retention names them before it untags), so a
+            # record rewritten after a crash loses none the first attempt took.
+            taken = await self._take_deleted_tags(record.name, record.digest)
+            record = replace(record, tags=tuple(sorted({*record.tags, *taken})))
         await self._driver.put(layout.trash_record(record.run_id, record.item), record.encode())
         for index, path in enumerate(record.objects):
             with contextlib.suppress(PathNotFound):

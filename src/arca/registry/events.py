@@ -83,7 +83,8 @@ class ManifestDeleted(DomainEvent):
     tags: tuple[str, ...] = ()
     """The tags that pointed at it and went with it."""
     reason: str | None = None
-    """None for a client's delete; "gc" when garbage collection removed it."""
+    """None for a client's delete; "gc" when garbage collection removed it, "retention"
+    when a retention apply did (docs/lifecycle.md)."""
 
     @property
     def subject(self) -> str:
@@ -260,6 +261,43 @@ class UploadPurged(_UploadEvent):
     type: ClassVar[str] = "upload.purged"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinAdded(DomainEvent):
+    """A manifest or tag was pinned: retention and GC keep it (docs/lifecycle.md)."""
+
+    type: ClassVar[str] = "pin.added"
+    reference: str
+    """A tag or a digest."""
+    reason: str = ""
+
+    @property
+    def subject(self) -> str:
+        sep = "@" if ":" in self.reference else ":"
+        return f"{self.repository}{sep}{self.reference}"
+
+    def data(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "reference": self.reference,
+            "reason": self.reason,
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinRemoved(DomainEvent):
+    type: ClassVar[str] = "pin.removed"
+    reference: str
+
+    @property
+    def subject(self) -> str:
+        sep = "@" if ":" in self.reference else ":"
+        return f"{self.repository}{sep}{self.reference}"
+
+    def data(self) -> dict[str, object]:
+        return {"repository": self.repository, "reference": self.reference, "actor": self.actor}
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ManifestPushed,
     ManifestDeleted,
@@ -273,6 +311,8 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     UploadClosed,
     UploadCancelled,
     UploadPurged,
+    PinAdded,
+    PinRemoved,
 )
 TYPE_NAMES: frozenset[str] = frozenset(cls.type for cls in EVENT_TYPES)
 

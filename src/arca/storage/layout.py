@@ -33,6 +33,10 @@ events/webhooks/<webhook>/cursor                   the last event delivered
 events/webhooks/<webhook>/dead/<event-id>          events given up on, with the error
 events/webhooks/<webhook>/redeliver/<event-id>     dead letters queued again
 leases/<lease>/<generation>                        who holds a lease (webhooks, GC…), until when
+pins/<name>/_digests/<alg>-<hex>                   a pinned manifest: who, when, why (JSON)
+pins/<name>/_tags/<tag>                            a pinned tag: whatever it points at is kept
+retention/applying/<run_id>                        an apply's deletions while it runs (JSON)
+retention/runs/<run_id>                            the report of a finished apply (JSON)
 ```
 
 `<key>` of a tombstone is the sha256 of the object's path, so any object (a link, a
@@ -72,6 +76,8 @@ QUARANTINE = "quarantine"
 SCRUB = "scrub"
 EVENTS = "events"
 LEASES = "leases"
+PINS = "pins"
+RETENTION = "retention"
 EVENT_BLOCK = 10_000
 """Commits per `events/log/<block>` directory."""
 
@@ -454,3 +460,38 @@ def lease(name: str) -> str:
 
 def lease_generation(name: str, generation: int) -> str:
     return f"{lease(name)}/{generation:012d}"
+
+
+def pins() -> str:
+    return PINS
+
+
+def pins_of(name: str) -> str:
+    """The pins of `name` (and of names nested below it: readers check the record)."""
+    return f"{PINS}/{name}"
+
+
+def pin_digest(name: str, digest: Digest) -> str:
+    """A pin on one manifest of `name` (components never start with `_`: no collision)."""
+    return f"{PINS}/{name}/_digests/{digest.algorithm}-{digest.hex}"
+
+
+def pin_tag(name: str, tag: str) -> str:
+    """A pin on a tag of `name`: what the tag points at is kept, wherever it moves."""
+    return f"{PINS}/{name}/_tags/{tag}"
+
+
+def retention_applying() -> str:
+    return f"{RETENTION}/applying"
+
+
+def retention_journal(run_id: str) -> str:
+    return f"{RETENTION}/applying/{run_id}"
+
+
+def retention_runs() -> str:
+    return f"{RETENTION}/runs"
+
+
+def retention_run(run_id: str) -> str:
+    return f"{RETENTION}/runs/{run_id}"

@@ -1,0 +1,846 @@
+"""Retention: a plan that says, for every artifact, keep or delete and which rules decided;
+then an apply that deletes exactly that plan, into the trash (docs/lifecycle.md).
+
+*Plan* reads the artifact index (labels, tags, creation times, as `arca ls` shows them),
+the pins and each repository's image indexes, and decides with `decide`, a pure
+function (the property tests call it directly). It writes nothing.
+
+*Apply* holds the retention lease (one applier at a time, on any replica), re-checks
+each planned deletion against storage (gone, pinned, tagged, relabelled since the plan:
+kept, and said so), writes a journal of what it will delete, then per artifact:
+remembers its tags (`DeletedTags`), untags it, moves its revision link (and referrer
+entry) to the trash through `Trash.put`, and publishes `manifest.deleted` with reason
+"retention". A killed applier leaves its journal; the next apply finishes it first
+(every step is idempotent), then does its own plan. GC later sweeps the blobs only
+the deleted manifests used, and `arca trash restore <id>` brings an artifact back
+with its tags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from arca.config import Settings
+from arca.control.index import ArtifactIndex
+from arca.errors import ManifestInvalid, RegistryError
+from arca.formats.digest import Digest
+from arca.formats.manifest import parse_manifest
+from arca.formats.mediatypes import is_index_media_type
+from arca.lifecycle.gc import new_run_id
+from arca.lifecycle.pins import Pin, Pins
+from arca.lifecycle.policies import RetentionPolicy, first_policy, glob_pattern
+from arca.lifecycle.trash import DeletedTags, Trash, TrashRecord
+from arca.registry.events import ManifestDeleted
+from arca.registry.manifests import Revision
+from arca.registry.registry import Registry
+from arca.storage import layout
+from arca.storage.driver import PathNotFound
+from arca.storage.lease import Lease
+
+log = logging.getLogger(__name__)
+
+PLAN_VERSION = 1
+KEEP, DELETE = "keep", "delete"
+LEASE_NAME = "retention"
+
+Hook = Callable[[str], Awaitable[None]]
+Progress = Callable[[str, int, int | None], None]
+
+
+class RetentionBusy(Exception):
+    """Another applier holds the retention lease."""
+
+
+class UnsafePlan(Exception):
+    """The plan would delete every artifact of a repository, or more than
+    `max_delete_fraction` of it; `force` applies it anyway."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class PlanInvalid(ValueError):
+    """A plan file that is not a retention plan arca wrote."""
+
+
+# -- deciding ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """What retention knows of one artifact (an index entry)."""
+
+    digest: Digest
+    created: int
+    labels: Mapping[str, str]
+    tags: tuple[str, ...]
+    size: int
+    subject: Digest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    rule: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "detail": self.detail}
+
+
+@dataclass(slots=True)
+class Decision:
+    name: str
+    digest: Digest
+    created: int
+    labels: Mapping[str, str]
+    tags: tuple[str, ...]
+    size: int
+    subject: Digest | None
+    group: dict[str, str | None]
+    action: str
+    reasons: list[Reason]
+
+    @property
+    def rules(self) -> set[str]:
+        return {reason.rule for reason in self.reasons}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": str(self.digest),
+            "created": self.created,
+            "labels": dict(self.labels),
+            "tags": list(self.tags),
+            "size": self.size,
+            "subject": None if self.subject is None else str(self.subject),
+            "group": dict(self.group),
+            "action": self.action,
+            "reasons": [reason.to_json() for reason in self.reasons],
+        }
+
+    @classmethod
+    def from_json(cls, name: str, raw: Mapping[str, Any]) -> Decision:
+        subject = raw.get("subject")
+        return cls(
+            name=name,
+            digest=Digest.parse(raw["digest"]),
+            created=int(raw["created"]),
+            labels=dict(raw.get("labels", {})),
+            tags=tuple(raw.get("tags", ())),
+            size=int(raw.get("size", 0)),
+            subject=Digest.parse(subject) if subject else None,
+            group=dict(raw.get("group", {})),
+            action=str(raw["action"]),
+            reasons=[Reason(r["rule"], r["detail"]) for r in raw.get("reasons", ())],
+        )
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _group_label(group: Mapping[str, str | None]) -> str:
+    return ", ".join(f"{k}={'(none)' if v is None else v}" for k, v in group.items()) or "(all)"
+
+
+def decide(
+    name: str,
+    policy: RetentionPolicy,
+    artifacts: Sequence[Artifact],
+    *,
+    pinned: Mapping[Digest, str] | None = None,
+    index_children: frozenset[Digest] | set[Digest] = frozenset(),
+    now: float,
+) -> list[Decision]:
+    """Keep or delete for every artifact of one repository, with every rule that decided.
+
+    Keep rules are ORed and a keep always wins; a pin wins over everything. Referrers
+    follow their subject; children of image indexes are kept (indexes are not judged).
+    Pure: the same inputs give the same plan.
+    """
+    pinned = pinned or {}
+    decisions: dict[Digest, Decision] = {}
+    groups: dict[tuple[str | None, ...], list[Artifact]] = {}
+    followers: list[Artifact] = []
+    for artifact in artifacts:
+        if artifact.subject is not None:
+            followers.append(artifact)
+        elif artifact.digest in index_children:
+            decisions[artifact.digest] = _decision(
+                name, artifact, {}, [Reason("index_child", "child of an image index")], pinned
+            )
+        else:
+            key = tuple(artifact.labels.get(label) for label in policy.group_by)
+            groups.setdefault(key, []).append(artifact)
+    for key, members in groups.items():
+        group = dict(zip(policy.group_by, key, strict=True))
+        members.sort(key=lambda a: layout.index_key(a.created, a.digest))  # newest first
+        counted = [
+            m
+            for m in members
+            if not policy.keep_last_max_age_seconds
+            or now - m.created < policy.keep_last_max_age_seconds
+        ]
+        last = {m.digest: rank for rank, m in enumerate(counted[: policy.keep_last])}
+        latest_with: dict[Digest, list[str]] = {}
+        for selector in policy.keep_latest_with:
+            wanted = ", ".join(f"{k}={v}" for k, v in selector.items())
+            match = next(
+                (m for m in members if all(m.labels.get(k) == v for k, v in selector.items())),
+                None,
+            )
+            if match is not None:
+                latest_with.setdefault(match.digest, []).append(wanted)
+        where = _group_label(group)
+        for rank, artifact in enumerate(members):
+            keep: list[Reason] = []
+            if artifact.digest in last:
+                within = (
+                    f" younger than {policy.keep_last_max_age_seconds} s"
+                    if policy.keep_last_max_age_seconds
+                    else ""
+                )
+                keep.append(
+                    Reason(
+                        "keep_last",
+                        f"{_ordinal(last[artifact.digest] + 1)} newest{within} of {where},"
+                        f" keep_last = {policy.keep_last}",
+                    )
+                )
+            age = int(now - artifact.created)
+            if policy.keep_younger_than_seconds and age < policy.keep_younger_than_seconds:
+                keep.append(
+                    Reason(
+                        "keep_younger_than_seconds",
+                        f"created {age} s ago, under {policy.keep_younger_than_seconds} s",
+                    )
+                )
+            tagged = policy.kept_tag(artifact.tags)
+            if tagged is not None:
+                keep.append(Reason("keep_tags", f"tag {tagged[1]} matches {tagged[0]!r}"))
+            for wanted in latest_with.get(artifact.digest, []):
+                keep.append(Reason("keep_latest_with", f"newest with {wanted} in {where}"))
+            if policy.keep_latest and rank == 0:
+                keep.append(Reason("keep_latest", f"newest of {where}"))
+            if not artifact.tags and policy.untagged == "keep":
+                keep.append(Reason("untagged", 'untagged = "keep"'))
+            reasons = keep or _why_deleted(policy, artifact, rank, age, where)
+            decisions[artifact.digest] = _decision(
+                name, artifact, group, reasons, pinned, delete=not keep
+            )
+    # Referrers follow their subject (chains too: a signature of an SBOM of a run).
+    pending = list(followers)
+    while pending:
+        progressed = False
+        for artifact in list(pending):
+            assert artifact.subject is not None
+            subject = decisions.get(artifact.subject)
+            if subject is None and any(f.digest == artifact.subject for f in pending):
+                continue  # its subject is a referrer not decided yet
+            pending.remove(artifact)
+            progressed = True
+            if subject is None:
+                reason = Reason("referrer", f"referrer of {artifact.subject}, not judged")
+                decisions[artifact.digest] = _decision(name, artifact, {}, [reason], pinned)
+            else:
+                verb = "kept" if subject.action == KEEP else "deleted"
+                reason = Reason("referrer", f"referrer of {verb} {artifact.subject}")
+                decisions[artifact.digest] = _decision(
+                    name,
+                    artifact,
+                    dict(subject.group),
+                    [reason],
+                    pinned,
+                    delete=subject.action == DELETE,
+                )
+        if not progressed:  # a cycle cannot be pushed (digests), but never loop
+            for artifact in pending:
+                reason = Reason("referrer", f"referrer of {artifact.subject}, not judged")
+                decisions[artifact.digest] = _decision(name, artifact, {}, [reason], pinned)
+            break
+    return sorted(decisions.values(), key=lambda d: layout.index_key(d.created, d.digest))
+
+
+def _why_deleted(
+    policy: RetentionPolicy, artifact: Artifact, rank: int, age: int, where: str
+) -> list[Reason]:
+    reasons = []
+    if policy.keep_last:
+        reasons.append(
+            Reason(
+                "keep_last",
+                f"{_ordinal(rank + 1)} newest of {where}, beyond keep_last = {policy.keep_last}"
+                + (
+                    f" (or older than {policy.keep_last_max_age_seconds} s)"
+                    if policy.keep_last_max_age_seconds
+                    else ""
+                ),
+            )
+        )
+    if policy.keep_younger_than_seconds:
+        reasons.append(
+            Reason(
+                "keep_younger_than_seconds",
+                f"created {age} s ago, over {policy.keep_younger_than_seconds} s",
+            )
+        )
+    if artifact.tags:
+        reasons.append(Reason("tagged", f"no keep rule keeps tags {', '.join(artifact.tags)}"))
+    else:
+        reasons.append(Reason("untagged", 'untagged = "delete"'))
+    return reasons
+
+
+def _decision(
+    name: str,
+    artifact: Artifact,
+    group: dict[str, str | None],
+    reasons: list[Reason],
+    pinned: Mapping[Digest, str],
+    *,
+    delete: bool = False,
+) -> Decision:
+    if artifact.digest in pinned:
+        reason = Reason("pinned", pinned[artifact.digest] or "pinned")
+        reasons, delete = [reason, *(r for r in reasons if not delete)], False
+    return Decision(
+        name=name,
+        digest=artifact.digest,
+        created=artifact.created,
+        labels=dict(artifact.labels),
+        tags=tuple(artifact.tags),
+        size=artifact.size,
+        subject=artifact.subject,
+        group=group,
+        action=DELETE if delete else KEEP,
+        reasons=reasons,
+    )
+
+
+# -- the plan ------------------------------------------------------------------------------
+
+
+SAFETY = {"pinned": "pinned", "keep_latest_with": "last_pass", "keep_latest": "last_run"}
+"""Which keep rules count in a summary's "safety" line, and as what."""
+
+
+def _summary(decisions: Sequence[Decision]) -> dict[str, Any]:
+    kept = [d for d in decisions if d.action == KEEP]
+    deleted = [d for d in decisions if d.action == DELETE]
+    safety = dict.fromkeys(SAFETY.values(), 0)
+    for decision in kept:
+        for rule in decision.rules & set(SAFETY):
+            safety[SAFETY[rule]] += 1
+    return {
+        "kept": len(kept),
+        "deleted": len(deleted),
+        "kept_bytes": sum(d.size for d in kept),
+        "deleted_bytes": sum(d.size for d in deleted),
+        "safety": safety,
+    }
+
+
+@dataclass(slots=True)
+class RepositoryPlan:
+    name: str
+    policy: str
+    decisions: list[Decision]
+
+    def groups(self) -> list[dict[str, Any]]:
+        by_group: dict[str, tuple[dict[str, str | None], list[Decision]]] = {}
+        for decision in self.decisions:
+            key = json.dumps(decision.group, sort_keys=True)
+            by_group.setdefault(key, (decision.group, []))[1].append(decision)
+        return [
+            {"group": group, **_summary(members)}
+            for _, (group, members) in sorted(by_group.items())
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "policy": self.policy,
+            "artifacts": [decision.to_json() for decision in self.decisions],
+            "groups": self.groups(),
+            **_summary(self.decisions),
+        }
+
+
+@dataclass(slots=True)
+class Plan:
+    plan_id: str
+    created: float
+    max_delete_fraction: float
+    repositories: list[RepositoryPlan] = field(default_factory=list)
+
+    @property
+    def deletions(self) -> list[Decision]:
+        return [d for r in self.repositories for d in r.decisions if d.action == DELETE]
+
+    def unsafe(self) -> list[str]:
+        """Why applying this plan needs `force` (empty: it does not)."""
+        problems = []
+        for repository in self.repositories:
+            total = len(repository.decisions)
+            deleted = sum(1 for d in repository.decisions if d.action == DELETE)
+            if total and deleted == total:
+                problems.append(f"{repository.name}: would delete all {total} artifacts")
+            elif total and deleted / total > self.max_delete_fraction:
+                problems.append(
+                    f"{repository.name}: would delete {deleted} of {total} artifacts,"
+                    f" more than max_delete_fraction = {self.max_delete_fraction}"
+                )
+        return problems
+
+    def to_json(self) -> dict[str, Any]:
+        everything = [d for r in self.repositories for d in r.decisions]
+        return {
+            "version": PLAN_VERSION,
+            "plan_id": self.plan_id,
+            "created": self.created,
+            "max_delete_fraction": self.max_delete_fraction,
+            "repositories": [repository.to_json() for repository in self.repositories],
+            "summary": _summary(everything),
+            "unsafe": self.unsafe(),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Plan:
+        try:
+            if not isinstance(raw, Mapping) or raw.get("version") != PLAN_VERSION:
+                raise PlanInvalid(f"not a version {PLAN_VERSION} retention plan")
+            return cls(
+                plan_id=str(raw["plan_id"]),
+                created=float(raw["created"]),
+                max_delete_fraction=float(raw["max_delete_fraction"]),
+                repositories=[
+                    RepositoryPlan(
+                        name=str(r["name"]),
+                        policy=str(r["policy"]),
+                        decisions=[Decision.from_json(str(r["name"]), d) for d in r["artifacts"]],
+                    )
+                    for r in raw["repositories"]
+                ],
+            )
+        except PlanInvalid:
+            raise
+        except (KeyError, TypeError, ValueError, RegistryError) as error:
+            raise PlanInvalid(f"not a retention plan: {error}") from None
+
+
+# -- applying ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Outcome:
+    name: str
+    digest: Digest
+    tags: tuple[str, ...]
+    size: int
+    outcome: str
+    """"deleted", "kept" (re-checked: changed since the plan), "gone" (deleted by someone else)."""
+    detail: str = ""
+    trash_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "digest": str(self.digest),
+            "tags": list(self.tags),
+            "size": self.size,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "trash_id": self.trash_id,
+        }
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    run_id: str
+    plan_id: str
+    dry_run: bool
+    started: float
+    finished: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+    resumed: int = 0
+    """Deletions finished for an applier killed earlier."""
+    forced: bool = False
+
+    def of(self, outcome: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.outcome == outcome]
+
+    def to_json(self) -> dict[str, Any]:
+        deleted = self.of("deleted")
+        return {
+            "run_id": self.run_id,
+            "plan_id": self.plan_id,
+            "dry_run": self.dry_run,
+            "forced": self.forced,
+            "started": self.started,
+            "finished": self.finished,
+            "deleted": len(deleted),
+            "deleted_bytes": sum(o.size for o in deleted),
+            "kept": len(self.of("kept")),
+            "gone": len(self.of("gone")),
+            "resumed": self.resumed,
+            "outcomes": [o.to_json() for o in self.outcomes],
+        }
+
+
+class Retention:
+    """Plans and applies the configured policies over one registry and its index."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        index: ArtifactIndex,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        progress: Progress | None = None,
+        hook: Hook | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self._registry = registry
+        self._driver = registry.driver
+        self._index = index
+        self._settings = settings or registry.settings
+        self._clock = clock
+        self._progress = progress
+        self._hook = hook
+        self._pins = Pins(self._driver)
+        self._trash = Trash(registry)
+        self.lease = Lease(
+            self._driver,
+            LEASE_NAME,
+            ttl=float(self._settings.retention.lease_seconds),
+            owner=owner,
+            clock=clock,
+        )
+
+    # -- plan ---------------------------------------------------------------------------
+
+    async def plan(
+        self,
+        repository: str | None = None,
+        policies: tuple[RetentionPolicy, ...] | None = None,
+    ) -> Plan:
+        """Decide for every artifact of every repository a policy covers (only those
+        matching the glob `repository`, when given). Writes nothing."""
+        policies = self._settings.retention.policies if policies is None else policies
+        now = self._clock()
+        plan = Plan(new_run_id(now), now, self._settings.retention.max_delete_fraction)
+        only = glob_pattern(repository) if repository else None
+        names = [
+            name
+            async for name in self._registry.catalog.repositories()
+            if only is None or only.fullmatch(name)
+        ]
+        for number, name in enumerate(sorted(names)):
+            policy = first_policy(policies, name)
+            if policy is not None:
+                plan.repositories.append(await self._plan_repository(name, policy, now))
+            self._tick("plan repositories", number + 1, len(names))
+        return plan
+
+    async def _plan_repository(
+        self, name: str, policy: RetentionPolicy, now: float
+    ) -> RepositoryPlan:
+        artifacts = [
+            Artifact(e.digest, e.created, dict(e.labels), e.tags, e.size, e.subject)
+            async for e in self._index.entries(name, {})
+        ]
+        pins = await self._pins.pinned(self._registry, name)
+        decisions = decide(
+            name,
+            policy,
+            artifacts,
+            pinned={digest: _pin_reason(pin) for digest, pin in pins.items()},
+            index_children=await self._index_children(name),
+            now=now,
+        )
+        return RepositoryPlan(name, policy.name, decisions)
+
+    async def _index_children(self, name: str) -> set[Digest]:
+        children: set[Digest] = set()
+        async for revision, _ in self._registry.manifests.revisions(name):
+            if not is_index_media_type(revision.media_type):
+                continue
+            try:
+                data = await self._registry.blobs.read_all(revision.digest)
+                manifest = parse_manifest(data, revision.media_type)
+            except (RegistryError, ManifestInvalid, ValueError):
+                continue
+            children.update(child.digest for child in manifest.children)
+        return children
+
+    # -- apply --------------------------------------------------------------------------
+
+    async def apply(
+        self,
+        plan: Plan | None = None,
+        *,
+        dry_run: bool = True,
+        force: bool = False,
+        actor: str | None = None,
+    ) -> ApplyReport:
+        """Delete exactly the plan's deletions that still hold (a fresh plan when None).
+
+        A dry run (the default) takes no lease and writes nothing: it re-checks and
+        reports what a real apply would do now. UnsafePlan unless `force`;
+        RetentionBusy if another applier holds the lease.
+        """
+        if dry_run:
+            plan = plan or await self.plan()
+            return await self._apply(plan, dry_run=True, force=force, actor=actor)
+        if not await self.lease.acquire():
+            raise RetentionBusy("another retention apply is running")
+        try:
+            resumed = await self.recover(actor)
+            plan = plan or await self.plan()
+            report = await self._apply(plan, dry_run=False, force=force, actor=actor)
+            report.resumed = resumed
+            return report
+        finally:
+            await self.lease.release()
+
+    async def _apply(
+        self, plan: Plan, *, dry_run: bool, force: bool, actor: str | None
+    ) -> ApplyReport:
+        started = self._clock()
+        report = ApplyReport(new_run_id(started), plan.plan_id, dry_run, started, forced=force)
+        problems = plan.unsafe()
+        if problems and not force:
+            raise UnsafePlan(problems)
+        todo: list[Decision] = []
+        for number, decision in enumerate(plan.deletions):
+            changed = await self._changed_since(plan, decision)
+            if changed is None:
+                todo.append(decision)
+            else:
+                outcome, detail = changed
+                report.outcomes.append(
+                    Outcome(
+                        decision.name,
+                        decision.digest,
+                        decision.tags,
+                        decision.size,
+                        outcome,
+                        detail,
+                    )
+                )
+            self._tick("re-check", number + 1, len(plan.deletions))
+        if dry_run:
+            report.outcomes.extend(
+                Outcome(d.name, d.digest, d.tags, d.size, "deleted", _rules(d)) for d in todo
+            )
+            report.finished = self._clock()
+            return report
+        journal = {
+            "run_id": report.run_id,
+            "plan_id": plan.plan_id,
+            "started": started,
+            "actor": actor,
+            "items": [
+                {
+                    "name": d.name,
+                    "digest": str(d.digest),
+                    "tags": list(d.tags),
+                    "size": d.size,
+                    "rule": _rules(d),
+                }
+                for d in todo
+            ],
+        }
+        await self._driver.put(
+            layout.retention_journal(report.run_id), json.dumps(journal).encode()
+        )
+        await self._step("journal")
+        report.outcomes.extend(await self._run_journal(journal))
+        await self._finish(report)
+        return report
+
+    async def recover(self, actor: str | None = None) -> int:
+        """Finish the deletions of appliers killed mid-way (their journals); how many."""
+        count = 0
+        async for run_id in self._driver.list(layout.retention_applying()):
+            try:
+                journal = json.loads(await self._driver.get(layout.retention_journal(run_id)))
+            except (PathNotFound, ValueError):
+                continue
+            outcomes = await self._run_journal(journal)
+            count += len(outcomes)
+            report = ApplyReport(
+                run_id,
+                str(journal.get("plan_id", "")),
+                False,
+                float(journal.get("started", 0.0)),
+                outcomes=outcomes,
+                resumed=len(outcomes),
+            )
+            await self._finish(report)
+            log.info("finished a killed retention apply", extra={"run_id": run_id})
+        return count
+
+    async def _finish(self, report: ApplyReport) -> None:
+        report.finished = self._clock()
+        await self._driver.put(
+            layout.retention_run(report.run_id), json.dumps(report.to_json()).encode()
+        )
+        with contextlib.suppress(PathNotFound):
+            await self._driver.delete(layout.retention_journal(report.run_id))
+        log.info(
+            "retention applied",
+            extra={
+                "run_id": report.run_id,
+                "deleted": len(report.of("deleted")),
+                "kept": len(report.of("kept")),
+            },
+        )
+
+    async def reports(self) -> AsyncIterator[dict[str, Any]]:
+        """The reports of finished applies, oldest first."""
+        names = sorted([n async for n in self._driver.list(layout.retention_runs())])
+        for run_id in names:
+            with contextlib.suppress(PathNotFound, ValueError):
+                yield json.loads(await self._driver.get(layout.retention_run(run_id)))
+
+    async def _run_journal(self, journal: Mapping[str, Any]) -> list[Outcome]:
+        run_id = str(journal["run_id"])
+        actor = journal.get("actor")
+        items = journal["items"]
+        outcomes = []
+        for number, item in enumerate(items):
+            if self.lease.due and not await self.lease.acquire():  # renews ours
+                raise RetentionBusy("the retention lease was lost during the apply")
+            outcomes.append(await self._delete(run_id, number, item, actor))
+            self._tick("delete", number + 1, len(items))
+        return outcomes
+
+    async def _changed_since(self, plan: Plan, decision: Decision) -> tuple[str, str] | None:
+        """Why a planned deletion no longer holds, or None (delete it)."""
+        name, digest = decision.name, decision.digest
+        try:
+            info = await self._driver.stat(layout.revision_link(name, digest))
+        except PathNotFound:
+            return "gone", "deleted since the plan"
+        if info.modified > plan.created:
+            return "kept", "pushed again since the plan"
+        pins = await self._pins.pinned(self._registry, name)
+        if digest in pins:
+            return "kept", f"pinned since the plan ({_pin_reason(pins[digest])})"
+        tags = set(await self._registry.tags.pointing_at(name, digest))
+        new = sorted(tags - set(decision.tags))
+        if new:
+            return "kept", f"tagged since the plan: {', '.join(new)}"
+        entry = await self._index.entry(name, digest)
+        if entry is not None and dict(entry.labels) != dict(decision.labels):
+            return "kept", "labels changed since the plan"
+        return None
+
+    async def _delete(
+        self, run_id: str, number: int, item: Mapping[str, Any], actor: str | None
+    ) -> Outcome:
+        """Untag, then move to the trash, one artifact; idempotent (a resumed journal
+        calls it again for the item a killed applier was on)."""
+        name, digest = str(item["name"]), Digest.parse(item["digest"])
+        planned = tuple(item.get("tags", ()))
+        size = int(item.get("size", 0))
+        key = f"{number:08d}"
+        path = layout.revision_link(name, digest)
+        try:
+            revision = Revision.decode(await self._driver.get(path))
+        except PathNotFound:
+            if await self._driver.exists(layout.trash_record(run_id, key)):
+                # Moved by a killed applier: the event may not have gone out.
+                await self._announce(name, digest, planned, actor)
+                return Outcome(name, digest, planned, size, "deleted", "", f"{run_id}.{key}")
+            return Outcome(name, digest, planned, size, "gone", "deleted by someone else")
+        remembered = DeletedTags(self._driver)
+        for tag, link in await self._registry.tags.links_to(name, digest):
+            if link.generation in (None, revision.generation):
+                await remembered.tag_deleted(name, tag, digest)  # before the tag goes
+                await self._registry.tags.untag(name, tag, link)
+        await self._step("untagged")
+        objects = [path]
+        if revision.subject is not None:
+            objects.append(layout.referrer_entry(name, revision.subject, digest))
+        record = TrashRecord(
+            run_id=run_id,
+            item=key,
+            kind="revision",
+            name=name,
+            digest=digest,
+            objects=tuple(objects),
+            size=revision.size,
+            rule=f"retention: {item.get('rule', '')}",
+            swept_at=self._clock(),
+            tags=planned,
+        )
+        stored = await self._trash.put(record)
+        await self._step("trashed")
+        if await self._driver.exists(path):
+            # A push re-created it meanwhile (arca.registry.manifests re-pushes when
+            # its revision vanished): the push wins; the trash item keeps the old tags.
+            return Outcome(
+                name, digest, stored.tags, size, "kept", "pushed again during the apply", stored.id
+            )
+        await self._announce(name, digest, stored.tags, actor)
+        return Outcome(
+            name, digest, stored.tags, size, "deleted", str(item.get("rule", "")), stored.id
+        )
+
+    async def _announce(
+        self, name: str, digest: Digest, tags: tuple[str, ...], actor: str | None
+    ) -> None:
+        await self._registry.events.publish(
+            ManifestDeleted(
+                repository=name, digest=digest, tags=tags, reason="retention", actor=actor
+            )
+        )
+
+    async def _step(self, name: str) -> None:
+        if self._hook is not None:
+            await self._hook(name)
+
+    def _tick(self, phase: str, done: int, total: int | None) -> None:
+        if self._progress is not None:
+            self._progress(phase, done, total)
+
+
+def _pin_reason(pin: Pin) -> str:
+    what = f"pinned {pin.reference}" if pin.tag else "pinned"
+    by = f" by {pin.actor}" if pin.actor else ""
+    return f"{what}{by}" + (f": {pin.reason}" if pin.reason else "")
+
+
+def _rules(decision: Decision) -> str:
+    return "; ".join(f"{r.rule}: {r.detail}" for r in decision.reasons)
+
+
+async def retain_forever(registry: Registry, index: ArtifactIndex, settings: Settings) -> None:
+    """The server's retention: plan and apply every `[retention] interval_seconds` on
+    every replica; the lease makes all but one skip each round. Never forced: an unsafe
+    plan is logged and left for a person (`arca retention apply --force`)."""
+    retention = Retention(registry, index, settings)
+    while True:
+        await asyncio.sleep(settings.retention.interval_seconds)
+        try:
+            await retention.apply(dry_run=False)
+        except RetentionBusy:
+            continue
+        except UnsafePlan as error:
+            log.error(
+                "retention plan refused as unsafe; apply it by hand with --force",
+                extra={"problems": error.problems},
+            )
+        except Exception:
+            log.exception("retention failed")
