@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from arca.auth.policy import glob_regex
 from arca.config import ConfigError
 
 LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -61,26 +62,6 @@ class RetentionPolicy:
             "keep_latest": self.keep_latest,
             "untagged": self.untagged,
         }
-
-
-def glob_pattern(glob: str) -> re.Pattern[str]:
-    """`*` matches within one path component, `**` across components, `?` one character."""
-    out = []
-    i = 0
-    while i < len(glob):
-        if glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(glob[i]))
-            i += 1
-    return re.compile("".join(out))
 
 
 def first_policy(policies: tuple[RetentionPolicy, ...], repository: str) -> RetentionPolicy | None:
@@ -199,7 +180,7 @@ def _policy(position: int, table: Any) -> RetentionPolicy:
         keep_latest_with=tuple(dict(selector) for selector in selectors),
         keep_latest=keep_latest,
         untagged=untagged,
-        _patterns=tuple(glob_pattern(glob) for glob in repositories),
+        _patterns=tuple(glob_regex(glob) for glob in repositories),
         _tag_patterns=tuple(tag_patterns),
     )
 

@@ -27,15 +27,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
+from arca.auth.policy import glob_regex
 from arca.config import Settings
 from arca.control.index import ArtifactIndex
-from arca.errors import ManifestInvalid, RegistryError
+from arca.errors import ManifestInvalid, RegistryError, TagImmutable
 from arca.formats.digest import Digest
 from arca.formats.manifest import parse_manifest
 from arca.formats.mediatypes import is_index_media_type
 from arca.lifecycle.gc import new_run_id
 from arca.lifecycle.pins import Pin, Pins
-from arca.lifecycle.policies import RetentionPolicy, first_policy, glob_pattern
+from arca.lifecycle.policies import RetentionPolicy, first_policy
 from arca.lifecycle.trash import DeletedTags, Trash, TrashRecord
 from arca.registry.events import ManifestDeleted
 from arca.registry.manifests import Revision
@@ -157,16 +158,21 @@ def decide(
     artifacts: Sequence[Artifact],
     *,
     pinned: Mapping[Digest, str] | None = None,
+    protected: Mapping[Digest, str] | None = None,
     index_children: frozenset[Digest] | set[Digest] = frozenset(),
     now: float,
 ) -> list[Decision]:
     """Keep or delete for every artifact of one repository, with every rule that decided.
 
-    Keep rules are ORed and a keep always wins; a pin wins over everything. Referrers
-    follow their subject; children of image indexes are kept (indexes are not judged).
-    Pure: the same inputs give the same plan.
+    Keep rules are ORed and a keep always wins; a pin wins over everything, and so
+    does an immutable tag (`protected`: it may not be removed). Referrers follow their
+    subject; children of image indexes are kept (indexes are not judged). Pure: the
+    same inputs give the same plan.
     """
-    pinned = pinned or {}
+    holds: dict[Digest, tuple[str, str]] = {
+        **{digest: ("immutable_tag", why) for digest, why in (protected or {}).items()},
+        **{digest: ("pinned", why) for digest, why in (pinned or {}).items()},
+    }
     decisions: dict[Digest, Decision] = {}
     groups: dict[tuple[str | None, ...], list[Artifact]] = {}
     followers: list[Artifact] = []
@@ -175,7 +181,7 @@ def decide(
             followers.append(artifact)
         elif artifact.digest in index_children:
             decisions[artifact.digest] = _decision(
-                name, artifact, {}, [Reason("index_child", "child of an image index")], pinned
+                name, artifact, {}, [Reason("index_child", "child of an image index")], holds
             )
         else:
             key = tuple(artifact.labels.get(label) for label in policy.group_by)
@@ -234,7 +240,7 @@ def decide(
                 keep.append(Reason("untagged", 'untagged = "keep"'))
             reasons = keep or _why_deleted(policy, artifact, rank, age, where)
             decisions[artifact.digest] = _decision(
-                name, artifact, group, reasons, pinned, delete=not keep
+                name, artifact, group, reasons, holds, delete=not keep
             )
     # Referrers follow their subject (chains too: a signature of an SBOM of a run).
     pending = list(followers)
@@ -249,7 +255,7 @@ def decide(
             progressed = True
             if subject is None:
                 reason = Reason("referrer", f"referrer of {artifact.subject}, not judged")
-                decisions[artifact.digest] = _decision(name, artifact, {}, [reason], pinned)
+                decisions[artifact.digest] = _decision(name, artifact, {}, [reason], holds)
             else:
                 verb = "kept" if subject.action == KEEP else "deleted"
                 reason = Reason("referrer", f"referrer of {verb} {artifact.subject}")
@@ -258,13 +264,13 @@ def decide(
                     artifact,
                     dict(subject.group),
                     [reason],
-                    pinned,
+                    holds,
                     delete=subject.action == DELETE,
                 )
         if not progressed:  # a cycle cannot be pushed (digests), but never loop
             for artifact in pending:
                 reason = Reason("referrer", f"referrer of {artifact.subject}, not judged")
-                decisions[artifact.digest] = _decision(name, artifact, {}, [reason], pinned)
+                decisions[artifact.digest] = _decision(name, artifact, {}, [reason], holds)
             break
     return sorted(decisions.values(), key=lambda d: layout.index_key(d.created, d.digest))
 
@@ -304,12 +310,13 @@ def _decision(
     artifact: Artifact,
     group: dict[str, str | None],
     reasons: list[Reason],
-    pinned: Mapping[Digest, str],
+    pinned: Mapping[Digest, tuple[str, str]],
     *,
     delete: bool = False,
 ) -> Decision:
     if artifact.digest in pinned:
-        reason = Reason("pinned", pinned[artifact.digest] or "pinned")
+        rule, why = pinned[artifact.digest]
+        reason = Reason(rule, why or rule)
         reasons, delete = [reason, *(r for r in reasons if not delete)], False
     return Decision(
         name=name,
@@ -538,7 +545,7 @@ class Retention:
         policies = self._settings.retention.policies if policies is None else policies
         now = self._clock()
         plan = Plan(new_run_id(now), now, self._settings.retention.max_delete_fraction)
-        only = glob_pattern(repository) if repository else None
+        only = glob_regex(repository) if repository else None
         names = [
             name
             async for name in self._registry.catalog.repositories()
@@ -559,11 +566,19 @@ class Retention:
             async for e in self._index.entries(name, {})
         ]
         pins = await self._pins.pinned(self._registry, name)
+        immutability = self._registry.tags.immutability
+        protected = {}
+        for artifact in artifacts:
+            for tag in artifact.tags:
+                rule = immutability.rule_for(name, tag)
+                if rule is not None:
+                    protected[artifact.digest] = f"tag {tag} is immutable (rule {rule})"
         decisions = decide(
             name,
             policy,
             artifacts,
             pinned={digest: _pin_reason(pin) for digest, pin in pins.items()},
+            protected=protected,
             index_children=await self._index_children(name),
             now=now,
         )
@@ -765,10 +780,19 @@ class Retention:
                 return Outcome(name, digest, planned, size, "deleted", "", f"{run_id}.{key}")
             return Outcome(name, digest, planned, size, "gone", "deleted by someone else")
         remembered = DeletedTags(self._driver)
-        for tag, link in await self._registry.tags.links_to(name, digest):
-            if link.generation in (None, revision.generation):
-                await remembered.tag_deleted(name, tag, digest)  # before the tag goes
-                await self._registry.tags.untag(name, tag, link)
+        links = [
+            (tag, link)
+            for tag, link in await self._registry.tags.links_to(name, digest)
+            if link.generation in (None, revision.generation)
+        ]
+        try:
+            for tag, _ in links:
+                self._registry.tags.check_remove(name, tag, digest)
+        except TagImmutable as refused:  # a rule added since the plan: touch nothing
+            return Outcome(name, digest, planned, size, "kept", str(refused))
+        for tag, link in links:
+            await remembered.tag_deleted(name, tag, digest)  # before the tag goes
+            await self._registry.tags.untag(name, tag, link)
         await self._step("untagged")
         objects = [path]
         if revision.subject is not None:
