@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from arca.app import create_app
@@ -54,9 +55,15 @@ def with_server(settings: Settings, **server: Any) -> Settings:
     return dataclasses.replace(settings, server=ServerSettings(**server))
 
 
-def auth_client(settings: Settings, driver: Driver | None = None) -> TestClient:
+class AppClient(TestClient):
+    """A test client that knows its app is arca's, so tests reach `app.state` typed."""
+
+    app: Starlette
+
+
+def auth_client(settings: Settings, driver: Driver | None = None) -> AppClient:
     app = create_app(settings, driver or MemoryDriver())
-    return TestClient(app, base_url="http://registry.test")
+    return AppClient(app, base_url="http://registry.test")
 
 
 def basic(user: str, password: str = PASSWORD) -> dict[str, str]:

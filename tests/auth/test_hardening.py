@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from arca.auth.ratelimit import FailedLogins
+from arca.auth.service import DeniedEvent, LoginEvent
 from tests.api.helpers import push_blob
 from tests.auth.helpers import auth_client, auth_settings, basic, with_server
 
@@ -90,7 +91,8 @@ def test_a_robot_secret_is_shown_once_and_stored_only_hashed(tmp_path):
 def test_logins_and_refusals_reach_the_hooks_once_each(tmp_path):
     with auth_client(auth_settings(tmp_path)) as client:
         auth = client.app.state.auth
-        logins, denied = [], []
+        logins: list[LoginEvent] = []
+        denied: list[DeniedEvent] = []
         auth.hooks.login.append(logins.append)
         auth.hooks.denied.append(denied.append)
         for _ in range(3):  # one password check, then remembered: one login, not three

@@ -182,7 +182,7 @@ def test_every_route_answers_each_principal_as_the_policy_says(tmp_path, princip
     with auth_client(auth_settings(tmp_path), driver) as client:
         seeded = seed(client)
         headers = credentials(client, principal)
-        wrong = []
+        wrong: list[tuple[object, ...]] = []
         for name in REPOSITORIES:
             digest, sessions = seeded[name]
             for method, url, action, body, extra in routes(name, digest, sessions):

@@ -176,7 +176,7 @@ def test_the_authenticated_name_is_put_in_the_request_state(tmp_path):
 
         return spy
 
-    app.build_middleware_stack = spy_stack
+    app.build_middleware_stack = spy_stack  # type: ignore[method-assign]  # a spy on the stack
     from starlette.testclient import TestClient
 
     with TestClient(app) as client:
