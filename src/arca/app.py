@@ -32,6 +32,7 @@ from arca.control.artifacts import ArtifactControl
 from arca.events.log import EventLog, maintain_forever
 from arca.events.webhooks import Webhooks
 from arca.lifecycle.gc import collect_forever
+from arca.lifecycle.retention import retain_forever
 from arca.lifecycle.trash import DeletedTags
 from arca.registry.registry import Registry
 from arca.storage.checked import checked
@@ -143,6 +144,8 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
             tasks.append(asyncio.create_task(_purge_uploads(registry, settings)))
         if settings.gc.interval_seconds > 0:
             tasks.append(asyncio.create_task(collect_forever(registry, settings)))
+        if settings.retention.interval_seconds > 0 and settings.retention.policies:
+            tasks.append(asyncio.create_task(retain_forever(registry, control.index, settings)))
         if events is not None:
             await webhooks.start()
             tasks.append(asyncio.create_task(webhooks.run()))

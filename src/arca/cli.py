@@ -43,7 +43,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from arca import quota_command
+from arca import quota_command, retention_commands
 from arca.auth import commands as auth_commands
 from arca.config import ConfigError, Settings, load_settings
 
@@ -95,6 +95,7 @@ index_app = typer.Typer(
 )
 app.add_typer(index_app, name="index")
 auth_commands.register(app)  # arca user …, arca token …, arca login (docs/auth.md)
+retention_commands.register(app)  # arca retention …, arca pin, arca pins (docs/lifecycle.md)
 quota_command.register(app)  # arca quota (docs/protection.md)
 trash_app = typer.Typer(no_args_is_help=True, help="What garbage collection swept, restorable.")
 app.add_typer(trash_app, name="trash")
@@ -1065,8 +1066,8 @@ def list_artifacts(
         _stderr.print(f"more: --cursor {next_cursor}", markup=False)
 
 
-_MARKS = {"run": "last run", "pass": "last pass (status=pass)"}
-"""Row marks of `arca ls`, in legend order; pins will add theirs here."""
+_MARKS = {"run": "last run", "pass": "last pass (status=pass)", "pin": "pinned (arca pins)"}
+"""Row marks of `arca ls`, in legend order."""
 
 
 def _marks(
@@ -1078,7 +1079,7 @@ def _marks(
     *,
     first_page: bool,
 ) -> dict[str, list[str]]:
-    """Digest → marks for the listed artifacts (at most two requests more)."""
+    """Digest → marks for the listed artifacts (at most three requests more)."""
     from arca.client.errors import NotFound
 
     marks: dict[str, list[str]] = {}
@@ -1094,6 +1095,11 @@ def _marks(
         with contextlib.suppress(NotFound):
             passed = client.latest(name, {**labels, "status": "pass"}, **window).digest
             marks.setdefault(passed, []).append("pass")
+    with contextlib.suppress(NotFound):  # a registry without pins (older arca)
+        pinned = {pin["reference"] for pin in client.pins(name)}
+        for artifact in found:
+            if artifact.digest in pinned or pinned & set(artifact.tags):
+                marks.setdefault(artifact.digest, []).append("pin")
     return marks
 
 

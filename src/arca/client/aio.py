@@ -710,6 +710,26 @@ class AsyncArcaClient:
         await self._send("DELETE", f"/v2/{name}/manifests/{reference}")
         return reference
 
+    async def pins(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The pins of `name` (every repository's you may pull, when None): each a dict
+        with name, reference (a tag or digest), reason, actor, created."""
+        path = "/api/v1/pins" if name is None else f"/api/v1/repositories/{name}/-/pins"
+        return list((await self._json("GET", path))["pins"])
+
+    async def pin(self, name: str, reference: str, *, reason: str = "") -> dict[str, Any]:
+        """Pin a manifest (digest) or a tag, so retention and GC keep it (docs/lifecycle.md)."""
+        reference = await self._full(name, reference)
+        response = await self._send(
+            "PUT", f"/api/v1/repositories/{name}/-/pins/{reference}", json={"reason": reason}
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def unpin(self, name: str, reference: str) -> dict[str, Any]:
+        """Remove a pin; NotFound if there is none."""
+        reference = await self._full(name, reference)
+        return await self._json("DELETE", f"/api/v1/repositories/{name}/-/pins/{reference}")
+
     async def _full(self, name: str, reference: str) -> str:
         """A tag or full digest as it is; `sha256:<prefix>` completed (`resolve`)."""
         ref = ArtifactRef(name, digest=reference) if reference.startswith("sha256:") else None

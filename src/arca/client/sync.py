@@ -270,3 +270,12 @@ class ArcaClient:
 
     def delete(self, name: str, reference: str) -> str:
         return self._run(self._client.delete(name, reference))
+
+    def pins(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
+        return self._run(self._client.pins(name))
+
+    def pin(self, name: str, reference: str, *, reason: str = "") -> dict[str, Any]:
+        return self._run(self._client.pin(name, reference, reason=reason))
+
+    def unpin(self, name: str, reference: str) -> dict[str, Any]:
+        return self._run(self._client.unpin(name, reference))

@@ -17,6 +17,7 @@ from arca import __version__
 from arca.api.control._http import DEFAULT_LIMIT, MAX_LIMIT
 from arca.control.index import SCAN_LIMIT
 from arca.events.log import SCAN_LIMIT as EVENT_SCAN_LIMIT
+from arca.lifecycle.plan_schema import PLAN_SCHEMA, REPORT_SCHEMA, embeddable
 
 
 def _ref(schema: str) -> dict[str, str]:
@@ -515,6 +516,113 @@ PATHS: dict[str, Any] = {
     },
 }
 
+SCHEMAS["RetentionPlan"] = embeddable(PLAN_SCHEMA)
+SCHEMAS["RetentionReport"] = REPORT_SCHEMA
+SCHEMAS["Pin"] = _object(
+    {
+        "name": {"type": "string"},
+        "reference": {"type": "string", "description": "A tag, or a manifest digest."},
+        "reason": {"type": "string"},
+        "actor": _NULLABLE_STRING,
+        "created": {"type": "number"},
+    }
+)
+SCHEMAS["PinList"] = _object({"pins": {"type": "array", "items": _ref("Pin")}})
+SCHEMAS["RepositoryPins"] = _object(
+    {"name": {"type": "string"}, "pins": {"type": "array", "items": _ref("Pin")}}
+)
+
+
+def _flag(name: str, default: bool, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "boolean", "default": default},
+    }
+
+
+_ADMIN_EVERYWHERE = "403 `DENIED` unless the caller is admin on every repository."
+RETENTION_PATHS: dict[str, Any] = {
+    "/api/v1/retention/plan": {
+        "post": {
+            "operationId": "planRetention",
+            "summary": "Every artifact a policy governs: keep or delete, and every rule "
+            "that decided it (docs/lifecycle.md). Writes nothing.",
+            "description": _ADMIN_EVERYWHERE,
+            "parameters": [
+                {
+                    "name": "repository",
+                    "in": "query",
+                    "required": False,
+                    "description": "Only repositories matching this glob.",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {"200": _json("RetentionPlan", "The plan."), **_ERRORS},
+        }
+    },
+    "/api/v1/retention/apply": {
+        "post": {
+            "operationId": "applyRetention",
+            "summary": "Delete exactly a plan's deletions (the body; a fresh plan when "
+            "empty), each re-checked; into the trash. A dry run unless `dry_run=false`.",
+            "description": _ADMIN_EVERYWHERE + " 403 `DENIED` for an unsafe plan "
+            "without `force=true`; 503 `UNAVAILABLE` while another apply runs.",
+            "parameters": [
+                _flag("dry_run", True, "Only report what an apply would do now."),
+                _flag("force", False, "Apply a plan that is unsafe (max_delete_fraction)."),
+            ],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ref("RetentionPlan")}},
+            },
+            "responses": {"200": _json("RetentionReport", "What was done."), **_ERRORS},
+        }
+    },
+    "/api/v1/pins": {
+        "get": {
+            "operationId": "listPins",
+            "summary": "Every pin of a repository the caller may pull.",
+            "responses": {"200": _json("PinList", "The pins."), **_ERRORS},
+        }
+    },
+    "/api/v1/repositories/{name}/-/pins": {
+        "parameters": [_NAME],
+        "get": {
+            "operationId": "repositoryPins",
+            "summary": "The pins of one repository.",
+            "responses": {"200": _json("RepositoryPins", "The pins."), **_ERRORS},
+        },
+    },
+    "/api/v1/repositories/{name}/-/pins/{reference}": {
+        "parameters": [_NAME, _REFERENCE],
+        "put": {
+            "operationId": "pin",
+            "summary": "Pin a manifest (by digest) or a tag (whatever it points at): "
+            "retention and GC keep it above every rule. Needs admin on the repository.",
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"reason": {"type": "string", "maxLength": 1000}},
+                        }
+                    }
+                },
+            },
+            "responses": {"201": _json("Pin", "The pin."), **_ERRORS},
+        },
+        "delete": {
+            "operationId": "unpin",
+            "summary": "Remove a pin (404 `MANIFEST_UNKNOWN` if there is none).",
+            "responses": {"200": _json("Pin", "The pin removed."), **_ERRORS},
+        },
+    },
+}
+
 
 def document() -> dict[str, Any]:
     return {
@@ -525,7 +633,7 @@ def document() -> dict[str, Any]:
             "description": "Artifact workflows over the OCI registry: list with label "
             "filters, latest, one record, verify, delete by label (docs/artifacts.md).",
         },
-        "paths": {**PATHS, **EVENT_PATHS},
+        "paths": {**PATHS, **EVENT_PATHS, **RETENTION_PATHS},
         "components": {"schemas": SCHEMAS, "parameters": PARAMETERS},
     }
 

@@ -12,14 +12,19 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from arca.api.auth import LISTING, LOGIN, PUBLIC, guard
-from arca.api.control import artifacts, events, gc
+from arca.api.control import artifacts, events, gc, retention
 from arca.api.control.openapi import openapi
-from arca.auth.policy import DELETE, PULL
+from arca.auth.policy import ADMIN, DELETE, PULL
 
 CONTROL_ROUTES: list[BaseRoute] = [
     Route("/api/v1/openapi.json", guard(openapi, GET=PUBLIC)),
     # Acts on every repository: the handler asks for admin everywhere (api/control/gc.py).
     Route("/api/v1/gc", guard(gc.collect, POST=LOGIN)),
+    # Retention acts on every repository a policy governs: admin everywhere, asked by
+    # the handlers (api/control/retention.py); pins: admin on the repository.
+    Route("/api/v1/retention/plan", guard(retention.plan, POST=LOGIN)),
+    Route("/api/v1/retention/apply", guard(retention.apply, POST=LOGIN)),
+    Route("/api/v1/pins", guard(retention.all_pins, GET=LISTING)),
     # The log spans every repository: any signed-in caller, each event shown only if the
     # caller may pull its repository (as the catalog does).
     Route("/api/v1/events", guard(events.page, GET=LISTING)),
@@ -47,6 +52,11 @@ CONTROL_ROUTES: list[BaseRoute] = [
     ),
     Route("/api/v1/repositories/{name:path}/-/latest", guard(artifacts.latest, GET=PULL)),
     Route("/api/v1/repositories/{name:path}/latest", guard(artifacts.latest, GET=PULL)),
+    Route("/api/v1/repositories/{name:path}/-/pins", guard(retention.repository_pins, GET=PULL)),
+    Route(
+        "/api/v1/repositories/{name:path}/-/pins/{reference}",
+        guard(retention.pin, PUT=ADMIN, DELETE=ADMIN),
+    ),
     Route(
         "/api/v1/repositories/{name:path}/-/digests/{prefix}",
         guard(artifacts.resolve_prefix, GET=PULL),
