@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from arca.auth.policy import ACTIONS
+from arca.auth.policy import ACTIONS, ADMIN
 from arca.storage.drivers.memory import MemoryDriver
 from tests.api.helpers import OCI_MANIFEST, image_manifest, put_manifest
 from tests.auth.helpers import auth_client, auth_settings, basic, bearer, token
@@ -80,6 +80,9 @@ def routes(name: str, manifest_digest: str, sessions: list[str]) -> list[tuple]:
         ("GET", f"{api}/-/latest", PULL, None, {}),
         ("GET", f"{api}/artifacts/v1", PULL, None, {}),
         ("POST", f"{api}/artifacts/v1/verify", PULL, None, {}),
+        ("GET", f"{api}/-/pins", PULL, None, {}),
+        ("PUT", f"{api}/-/pins/v1", ADMIN, None, {}),
+        ("DELETE", f"{api}/-/pins/v1", ADMIN, None, {}),
         ("GET", f"/v2/{name}/blobs/uploads/{sessions[0]}", PUSH, None, {}),
         ("PATCH", f"/v2/{name}/blobs/uploads/{sessions[0]}", PUSH, NEW, {}),
         ("PUT", f"/v2/{name}/blobs/uploads/{sessions[0]}?digest={NEW_DIGEST}", PUSH, None, {}),
@@ -234,3 +237,19 @@ def test_the_base_and_the_catalog_answer_each_principal(tmp_path, principal):
     assert catalog.status_code == 200
     pullable = sorted(name for name, rights in RIGHTS[principal].items() if PULL in rights)
     assert catalog.json()["repositories"] == pullable
+
+
+def test_retention_plan_and_apply_need_admin_on_every_repository(tmp_path):
+    """They act on every repository a policy governs: admin on some is not enough."""
+    with auth_client(auth_settings(tmp_path)) as client:
+        seed(client)
+        for principal in ("reader", "writer", "other-repository"):
+            headers = credentials(client, principal)
+            for path in ("/api/v1/retention/plan", "/api/v1/retention/apply"):
+                response = client.post(path, headers=headers)
+                assert response.status_code == 403, (principal, path, response.text)
+                assert "needs admin on every repository" in response.text
+        assert client.post("/api/v1/retention/plan").status_code == 401
+        allowed = client.post("/api/v1/retention/plan", headers=basic("admin"))
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.json()["repositories"] == []  # no policy: nothing governed
