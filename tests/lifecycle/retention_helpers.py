@@ -43,7 +43,9 @@ def settings_with(policies: list[dict[str, Any]], **retention: Any) -> Settings:
     return dataclasses.replace(base, retention=section, gc=gc)
 
 
-def open_registry(root: Path, settings: Settings) -> tuple[Registry, ArtifactControl, Recorder]:
+def open_registry(
+    root: Path | str, settings: Settings
+) -> tuple[Registry, ArtifactControl, Recorder]:
     """A registry wired as the server wires it: index, deleted-tag memory, a recorder."""
     driver = FilesystemDriver(str(root))
     registry = Registry(driver, settings)

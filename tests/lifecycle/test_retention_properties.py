@@ -3,6 +3,7 @@ more; what a plan keeps, planned again after its deletions, deletes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -150,3 +151,55 @@ def test_keep_n_but_at_most_d_days() -> None:
     unbounded = dataclasses.replace(parse_policies([policy])[0], keep_last_max_age_seconds=0)
     decisions = decide("r", unbounded, found, now=NOW)
     assert {d.digest for d in decisions if d.action == DELETE} == {a.digest for a in found[3:]}
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    statuses=st.lists(st.sampled_from(("pass", "fail")), min_size=1, max_size=8),
+    policy=policies,
+    pushed=st.integers(0, 3),
+    tagged=st.lists(st.integers(0, 7), max_size=2),
+)
+def test_an_applied_plan_keeps_what_came_since_and_applied_again_deletes_nothing(
+    statuses: list[str], policy: dict[str, Any], pushed: int, tagged: list[int]
+) -> None:
+    """Over real storage (memory driver): apply deletes only planned artifacts, keeps
+    everything pushed or tagged between plan and apply, and the same plan applied a
+    second time deletes nothing."""
+    asyncio.run(_apply_twice(statuses, policy, pushed, tagged))
+
+
+async def _apply_twice(
+    statuses: list[str], policy: dict[str, Any], pushed: int, tagged: list[int]
+) -> None:
+    from arca.control.artifacts import ArtifactControl
+    from arca.lifecycle.retention import Retention
+    from arca.registry.registry import Registry
+    from arca.storage.drivers.memory import MemoryDriver
+    from tests.lifecycle.retention_helpers import push_run, settings_with
+
+    registry = Registry(MemoryDriver(), settings_with([policy], max_delete_fraction=1.0))
+    control = ArtifactControl.attach(registry)
+    runs = [
+        await push_run(
+            registry, "r", f"run-{n}", minute=n, labels={"family": "a", "status": status}
+        )
+        for n, status in enumerate(statuses)
+    ]
+    retention = Retention(registry, control.index, registry.settings)
+    plan = await retention.plan()
+    planned = {d.digest for d in plan.deletions}
+    since = [
+        await push_run(registry, "r", f"new-{n}", minute=1000 + n, labels={"family": "a"})
+        for n in range(pushed)
+    ]
+    retagged = {runs[n] for n in tagged if n < len(runs)}
+    for digest in retagged:
+        await registry.tags.set("r", f"since-{digest.hex[:8]}", digest)
+    first = await retention.apply(plan, dry_run=False, force=True)
+    deleted = {o.digest for o in first.of("deleted")}
+    assert deleted == planned - retagged
+    for digest in [*since, *retagged, *(set(runs) - planned)]:
+        assert await registry.manifests.get("r", str(digest))
+    second = await retention.apply(plan, dry_run=False, force=True)
+    assert second.of("deleted") == []

@@ -817,6 +817,11 @@ class Retention:
             return Outcome(
                 name, digest, stored.tags, size, "kept", "pushed again during the apply", stored.id
             )
+        if await self._registry.tags.links_to(name, digest):
+            # A push that adopted the revision before it moved tagged it: its check
+            # passed, so it was acknowledged. The push wins: everything comes back.
+            await self._trash.restore(stored.id)
+            return Outcome(name, digest, planned, size, "kept", "pushed again during the apply")
         await self._announce(name, digest, stored.tags, actor)
         return Outcome(
             name, digest, stored.tags, size, "deleted", str(item.get("rule", "")), stored.id

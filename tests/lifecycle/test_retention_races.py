@@ -1,0 +1,92 @@
+"""Races: two appliers at once (two replicas on one storage), and an apply while pushes
+go on. Exactly the planned set goes, once; nothing pushed, tagged or re-pushed since
+the plan is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from arca.config import Settings
+from arca.formats.digest import Digest
+from arca.lifecycle.retention import ApplyReport, RetentionBusy
+from arca.lifecycle.trash import Trash
+from arca.registry.registry import Registry
+from arca.storage import layout
+from tests.lifecycle.retention_helpers import open_registry, push_run, retention, settings_with
+
+pytestmark = pytest.mark.anyio
+
+POLICY = {"repositories": ["ci/**"], "group_by": ["family"], "keep_last": 3}
+
+
+def _settings() -> Settings:
+    return settings_with([POLICY], max_delete_fraction=0.9)
+
+
+async def _runs(registry: Registry, count: int, start: int = 0) -> list[Digest]:
+    return [
+        await push_run(registry, "ci/app", f"run-{n}", minute=n, labels={"family": "app"})
+        for n in range(start, start + count)
+    ]
+
+
+async def test_two_appliers_at_once_delete_the_plan_once(tmp_path: Path) -> None:
+    one, control_one, _ = open_registry(tmp_path, _settings())
+    two, control_two, _ = open_registry(tmp_path, _settings())  # another replica
+    runs = await _runs(one, 8)
+    outcomes = await asyncio.gather(
+        retention(one, control_one).apply(dry_run=False),
+        retention(two, control_two).apply(dry_run=False),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        assert not isinstance(outcome, Exception) or isinstance(outcome, RetentionBusy), outcome
+    reports = [r for r in outcomes if isinstance(r, ApplyReport)]
+    deleted = [o.digest for r in reports for o in r.of("deleted")]
+    assert sorted(map(str, deleted)) == sorted(map(str, runs[:5]))  # once, by one of them
+    records = [r async for r in Trash(one).records()]
+    assert sorted(str(r.digest) for r in records) == sorted(map(str, runs[:5]))
+    for number, digest in enumerate(runs[5:], start=5):
+        assert await one.tags.resolve("ci/app", f"run-{number}") == digest
+
+
+async def test_an_apply_racing_pushes_loses_nothing_pushed(tmp_path: Path) -> None:
+    registry, control, _ = open_registry(tmp_path, _settings())
+    runs = await _runs(registry, 8)
+    plan = await retention(registry, control).plan()
+    assert {d.digest for d in plan.deletions} == set(runs[:5])
+
+    # Between plan and apply: newer runs pushed, one planned run tagged, one pinned.
+    newer = await _runs(registry, 3, start=100)
+    await registry.tags.set("ci/app", "keep-me", runs[0])
+    from arca.lifecycle.pins import Pins
+
+    await Pins(registry.driver).add(registry, "ci/app", str(runs[1]), "", None)
+
+    # During the apply: more pushes, and the planned run being deleted pushed again
+    # with a new tag after its old tags are gone, before it moves to the trash.
+    during: list[Digest] = []
+
+    async def push_meanwhile(step: str) -> None:
+        if step == "untagged" and not during:
+            during.extend(await _runs(registry, 2, start=200))
+            stored = await registry.manifests.get("ci/app", str(runs[4]))
+            await registry.manifests.put("ci/app", "again", stored.data, stored.revision.media_type)
+
+    report = await retention(registry, control, hook=push_meanwhile).apply(plan, dry_run=False)
+    kept = {o.digest: o.detail for o in report.of("kept")}
+    assert kept[runs[0]] == "tagged since the plan: keep-me"
+    assert kept[runs[1]].startswith("pinned since the plan")
+    assert kept[runs[4]] == "pushed again during the apply"
+    for digest in [*runs[4:], *newer, *during, runs[0], runs[1]]:
+        assert await registry.driver.exists(layout.revision_link("ci/app", digest)), digest
+    assert await registry.tags.resolve("ci/app", "keep-me") == runs[0]
+    again = await registry.manifests.get("ci/app", "again")  # acknowledged, so it pulls
+    assert again.revision.digest == runs[4]
+    deleted = {o.digest for o in report.of("deleted")}
+    assert deleted == set(runs[2:4])
+    for digest in deleted:
+        assert not await registry.driver.exists(layout.revision_link("ci/app", digest))
