@@ -131,21 +131,26 @@ def tag_puts(url: str, seconds: float, retag: bool, clients: int = CLIENTS) -> f
     return done / elapsed
 
 
-def servers(workdir: Path, only: set[str] | None) -> list[Server]:
-    found = [
-        arca_server(workdir, "arca"),
-        arca_server(workdir, "arca-2-workers"),
-        reference_server(workdir),
-    ]
+def servers(workdir: Path, only: set[str] | None, baseline: str | None) -> list[Server]:
+    found = [arca_server(workdir, "arca"), arca_server(workdir, "arca-2-workers")]
     found[1].command += ["--workers", "2"]
-    return [s for s in found if s is not None and (only is None or s.label in only)]
+    if baseline:
+        # The same two, running another checkout's code: before/after in one run.
+        for label, workers in (("before", "1"), ("before-2-workers", "2")):
+            server = arca_server(workdir, label, {"PYTHONPATH": baseline})
+            server.command += ["--workers", workers]
+            found.append(server)
+    reference = reference_server(workdir)
+    if reference is not None:
+        found.append(reference)
+    return [s for s in found if only is None or s.label in only]
 
 
 def measure(args: argparse.Namespace) -> None:
     only = set(args.only.split(",")) if args.only else None
     with tempfile.TemporaryDirectory(prefix="arca-tags-bench-") as tmp:
         workdir = Path(tmp)
-        started = servers(workdir, only)
+        started = servers(workdir, only, args.baseline_src)
         figures: dict[tuple[str, str], list[float]] = defaultdict(list)
         loads = [os.getloadavg()[0]]
         try:
@@ -292,7 +297,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", help="comma-separated: arca, arca-2-workers, distribution")
+    parser.add_argument(
+        "--only",
+        help="comma-separated: arca, arca-2-workers, before, before-2-workers, distribution",
+    )
+    parser.add_argument(
+        "--baseline-src", help="a src/ directory to run as the 'before' columns (e.g. main's)"
+    )
     parser.add_argument("--profile", action="store_true", help="time one process's PUT path")
     parser.add_argument("--retag", action="store_true", help="profile the retag workload")
     args = parser.parse_args()

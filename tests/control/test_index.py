@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -262,3 +263,65 @@ async def test_one_manifest_tagged_three_times_at_once_keeps_every_tag() -> None
     page = await control.page("repo", {}, 10, None)
     assert [sorted(entry.tags) for entry in page.entries] == [sorted(tags)]
     assert sorted((await control.record("repo", "v1")).tags) == sorted(tags)
+
+
+class _CountingLocks(_SlowMemoryDriver):
+    def __init__(self) -> None:
+        super().__init__()
+        self.locks = 0
+
+    def lock(self, prefix: str) -> contextlib.AbstractAsyncContextManager[None]:
+        self.locks += 1
+        return super().lock(prefix)
+
+
+@pytest.mark.anyio
+async def test_many_concurrent_pushes_to_one_repository_are_indexed_in_shared_batches() -> None:
+    """16 new images and one image tagged 8 times, all at once: every entry and tag is
+    listed, and the repository's lock was taken once per batch, not once per push."""
+    from arca.config import Settings
+    from arca.control.artifacts import ArtifactControl
+    from arca.registry.registry import Registry
+
+    driver = _CountingLocks()
+    registry = Registry(driver, Settings())
+    control = ArtifactControl.attach(registry)
+
+    async def body(data: bytes):
+        yield data
+
+    for blob in (b"{}", b"hello"):
+        session = (await registry.uploads.start("repo")).session_id
+        await registry.uploads.finish("repo", session, Digest.of(blob), body(blob))
+
+    def image(n: int) -> bytes:
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": str(Digest.of(b"{}")),
+                    "size": 2,
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/octet-stream",
+                        "digest": str(Digest.of(b"hello")),
+                        "size": 5,
+                    }
+                ],
+                "annotations": {"n": str(n)},
+            }
+        ).encode()
+
+    pushes = [registry.manifests.put("repo", f"new-{n}", image(n), OCI_MANIFEST) for n in range(16)]
+    pushes += [registry.manifests.put("repo", f"re-{n}", image(99), OCI_MANIFEST) for n in range(8)]
+    driver.locks = 0
+    await asyncio.gather(*pushes)
+    page = await control.page("repo", {}, 100, None)
+    assert sorted(tag for entry in page.entries for tag in entry.tags) == sorted(
+        [f"new-{n}" for n in range(16)] + [f"re-{n}" for n in range(8)]
+    )
+    assert len(page.entries) == 17
+    assert 1 <= driver.locks < 24, driver.locks

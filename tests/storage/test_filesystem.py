@@ -216,3 +216,71 @@ async def test_deleting_a_prefix_while_objects_are_created_under_it_never_fails(
         # Whatever was created during the delete may stay; nothing else does.
         left = {str(p.relative_to(root / prefix)) for p in (root / prefix).rglob("link")}
         assert left <= {"index/new/link", "current/link"}
+
+
+async def test_concurrent_puts_in_one_directory_share_directory_fsyncs(
+    driver: FilesystemDriver, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: 16 puts into one directory at once cost fewer directory fsyncs
+    than puts, and each put returns only after a directory fsync that began after its
+    rename (so its name is durable, as when every put fsynced alone)."""
+    import threading
+    import time
+
+    from arca.storage.drivers import filesystem
+
+    lock = threading.Lock()
+    clock = [0]
+    fsyncs: list[tuple[int, int]] = []  # (began, ended) on one logical clock
+    renamed: dict[str, int] = {}
+    real_replace, real_fsync_directory = os.replace, filesystem._fsync_directory
+
+    def tick() -> int:
+        with lock:
+            clock[0] += 1
+            return clock[0]
+
+    def replace(source: str, destination: str) -> None:
+        real_replace(source, destination)
+        renamed[os.path.basename(destination)] = tick()
+
+    def fsync_directory(directory: str) -> None:
+        began = tick()
+        time.sleep(0.05)  # a slow disk: later puts arrive while this runs
+        real_fsync_directory(directory)
+        fsyncs.append((began, tick()))
+
+    monkeypatch.setattr(filesystem.os, "replace", replace)
+    monkeypatch.setattr(filesystem, "_fsync_directory", fsync_directory)
+    await driver.put("shared/first", b"x")  # the directory exists before the race
+    fsyncs.clear()
+
+    async def put(n: int) -> int:
+        await driver.put(f"shared/o{n}", b"%d" % n)
+        return tick()
+
+    returned = await asyncio.gather(*(put(n) for n in range(16)))
+    assert len(fsyncs) < 16
+    for n, answered in enumerate(returned):
+        assert any(renamed[f"o{n}"] < began and ended < answered for began, ended in fsyncs), n
+    assert sorted(os.listdir(root / "shared")) == sorted(["first", *(f"o{n}" for n in range(16))])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *("a/b", "a/b/new", "a/b/new/deeper", "a/out", "a/out/passwd", "a/out/none/x"),
+        *("a/dangling", "a/dangling/y", "a/inner/z", "a/b/../out", "a/", ""),
+    ],
+)
+async def test_the_fast_real_path_agrees_with_realpath(tmp_path: Path, path: str) -> None:
+    """Where objects are allowed to be is decided by the real path: the quick way of
+    finding it must give what os.path.realpath gives, symlinks and missing parts too."""
+    from arca.storage.drivers.filesystem import _real_path
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "out").symlink_to("/etc")
+    (tmp_path / "a" / "dangling").symlink_to("/nonexistent/x")
+    (tmp_path / "a" / "inner").symlink_to(tmp_path / "a" / "b")
+    full = os.path.join(tmp_path, path)
+    assert _real_path(full) == os.path.realpath(full)

@@ -14,7 +14,8 @@ between artifacts, so replicas pushing at once cannot overwrite each other's ent
 (no read-modify-write of a common list). A page is one `list(prefix, start_after=
 cursor)` and one `get` per entry read, plus one `get` per distinct tag on the page
 (tags are hints, checked against the tag store, which is the truth; they are updated
-under a per-repository lock, see `_serialized`). When a second
+under a per-repository lock, see `_serialized`, taken once per batch of concurrent
+pushes, see `manifest_stored`). When a second
 filter narrows the first, at most `SCAN_LIMIT` entries are read per request; the
 page may then hold fewer than `limit` entries and still carry a cursor.
 
@@ -93,6 +94,16 @@ class IndexPage:
 
 
 @dataclass(frozen=True, slots=True)
+class _Pending:
+    """A push waiting for the next batch of its repository's index writes."""
+
+    digest: Digest
+    manifest: Manifest
+    tags: tuple[str, ...]
+    future: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
 class RebuildReport:
     name: str
     entries: int
@@ -110,6 +121,8 @@ class ArtifactIndex:
         self._tags = tags
         self._manifests = manifests
         self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: dict[str, list[_Pending]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
 
     # -- EventSink ----------------------------------------------------------------------
 
@@ -129,16 +142,68 @@ class ArtifactIndex:
     async def manifest_stored(
         self, name: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...]
     ) -> None:
+        """Index one pushed manifest; returns once its entry is written.
+
+        Pushes to one repository are written in batches (group commit): what arrives
+        while a batch is being written waits for the next one, which takes the
+        repository's lock once and writes every entry in it at the same time, the
+        tags of pushes of the same manifest merged into one write. So 8 clients
+        pushing to one repository cost one lock and one round of (concurrent) writes
+        per batch instead of a lock and a round of writes each, one after the other.
+        """
         if manifest.is_index:
             return
-        async with self._serialized(name):
-            known = await self.entry(name, digest)
-            entry = await self._entry_for(digest, manifest, tags)
-            if known is not None:
-                entry = entry.with_tags(merge_tags(known.tags, tags))
-                if known == entry:
-                    return  # the same push again
-            await self._write(name, entry, known)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(name, []).append(_Pending(digest, manifest, tags, future))
+        if name not in self._writers:
+            self._writers[name] = asyncio.create_task(self._drain(name))
+        # A cancelled request does not cancel the batch: its push happened.
+        await asyncio.shield(future)
+
+    async def _drain(self, name: str) -> None:
+        batch: list[_Pending] = []
+        try:
+            while batch := self._pending.pop(name, []):
+                by_digest: dict[Digest, list[_Pending]] = {}
+                for pending in batch:
+                    by_digest.setdefault(pending.digest, []).append(pending)
+                try:
+                    async with self._serialized(name):
+                        outcomes = await asyncio.gather(
+                            *(self._store(name, same) for same in by_digest.values()),
+                            return_exceptions=True,
+                        )
+                except Exception as error:  # the lock itself failed
+                    outcomes = [error] * len(by_digest)
+                for same, outcome in zip(by_digest.values(), outcomes, strict=True):
+                    for pending in same:
+                        if pending.future.done():
+                            continue
+                        if isinstance(outcome, BaseException):
+                            pending.future.set_exception(outcome)
+                        else:
+                            pending.future.set_result(None)
+        finally:
+            # No await between the empty queue and this: a push queued from now on
+            # starts a new drainer.
+            del self._writers[name]
+            for pending in batch:  # cancelled mid-batch (shutdown): nobody waits forever
+                if not pending.future.done():
+                    pending.future.set_exception(RuntimeError("index writer stopped"))
+
+    async def _store(self, name: str, pushes: list[_Pending]) -> None:
+        """Write one manifest's entry for every push of it in a batch (under the lock)."""
+        tags: tuple[str, ...] = ()
+        for push in pushes:
+            tags = merge_tags(tags, push.tags)
+        digest, manifest = pushes[0].digest, pushes[0].manifest
+        known = await self.entry(name, digest)
+        entry = await self._entry_for(digest, manifest, tags)
+        if known is not None:
+            entry = entry.with_tags(merge_tags(known.tags, tags))
+            if known == entry:
+                return  # the same push again
+        await self._write(name, entry, known)
 
     async def manifest_deleted(self, name: str, digest: Digest) -> None:
         known = await self.entry(name, digest)

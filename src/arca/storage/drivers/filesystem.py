@@ -23,11 +23,14 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import secrets
 import shutil
 import stat
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -61,7 +64,75 @@ _RETRIES = 20
 retry needs another prune to hit the same microseconds, so this is never reached in
 practice; the races test runs six writers and deleters on one prefix)."""
 
+_WRITE_THREADS = 64
+"""Threads for writes that fsync. An fsync waits on the disk, not the CPU, and
+concurrent fsyncs on one filesystem share a journal commit (ext4, xfs: the kernel's
+group commit), so 8 clients each waiting on a few fsyncs should not queue behind the
+default executor's 6 threads (2 cores + 4): the more fsyncs in flight, the fewer
+commits per write (docs/benchmarks.md, "Tag PUTs")."""
+
 _T = TypeVar("_T")
+
+_write_pool: ThreadPoolExecutor | None = None
+_write_pool_lock = threading.Lock()
+
+
+def _writes() -> ThreadPoolExecutor:
+    global _write_pool
+    with _write_pool_lock:
+        if _write_pool is None:
+            _write_pool = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="arca-write")
+        return _write_pool
+
+
+async def _in_write_thread(function: Callable[..., _T], *args: Any) -> _T:
+    """Run a blocking write (which fsyncs) in the write pool; like `asyncio.to_thread`,
+    a cancelled caller leaves the thread to finish what it started."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_writes(), functools.partial(function, *args))
+
+
+class _DirectorySyncs:
+    """Group commit for directory fsyncs: one fsync serves every caller whose change
+    to the directory (a rename, a link) was made before that fsync began.
+
+    A caller takes a ticket after its change. If no fsync of the directory is running,
+    it runs one covering every ticket taken so far; otherwise it waits for the running
+    one to end (that one may have begun before its change) and then, unless a later
+    fsync already covered it, runs the next one for everyone waiting. So N concurrent
+    creations in one directory (event commits, index entries, blobs of one shard)
+    cost about two fsyncs instead of N, and none returns before a directory fsync that
+    began after its own change has finished: the same guarantee as fsyncing alone.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._state: dict[str, list[int]] = {}
+        """directory -> [tickets taken, tickets covered by a finished fsync, running]"""
+
+    def sync(self, directory: str) -> None:
+        with self._condition:
+            state = self._state.setdefault(directory, [0, 0, 0])
+            state[0] += 1
+            ticket = state[0]
+            try:
+                while state[1] < ticket:
+                    if state[2]:
+                        self._condition.wait()
+                        continue
+                    state[2], covers = 1, state[0]
+                    self._condition.release()
+                    try:
+                        _fsync_directory(directory)
+                    finally:
+                        self._condition.acquire()
+                        state[2] = 0
+                        self._condition.notify_all()
+                    state[1] = max(state[1], covers)
+            finally:
+                if state[1] >= state[0] and not state[2] and self._state.get(directory) is state:
+                    # Nobody else waits: forget the directory (the map stays small).
+                    del self._state[directory]
 
 
 @contextlib.contextmanager
@@ -103,6 +174,7 @@ class FilesystemDriver(Driver):
         """`fsync=False` trades durability for write speed: after a power cut, objects
         written shortly before may be empty or missing (docs/storage.md)."""
         self._durable = fsync
+        self._directories = _DirectorySyncs()
         if os.path.exists(root) and not os.path.isdir(root):
             raise OptionError("root", f"{root!r} exists and is not a directory")
         try:
@@ -186,23 +258,23 @@ class FilesystemDriver(Driver):
     async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
         full = self._resolve(path)
         with _map_errors(path, writing=True):
-            await asyncio.to_thread(self._put, full, data, if_absent)
+            await _in_write_thread(self._put, full, data, if_absent)
 
     async def delete(self, path: str) -> None:
         full = self._resolve(path)
         with _map_errors(path, writing=True):
-            await asyncio.to_thread(self._delete, full)
+            await _in_write_thread(self._delete, full)
 
     async def delete_if(self, path: str, expected: bytes) -> bool:
         full = self._resolve(path)
         with _map_errors(path, writing=True):
-            return await asyncio.to_thread(self._delete_if, full, expected)
+            return await _in_write_thread(self._delete_if, full, expected)
 
     async def move(self, source: str, destination: str) -> None:
         source_full = self._resolve(source)
         destination_full = self._resolve(destination)
         with _map_errors(source, writing=True):
-            await asyncio.to_thread(self._move, source_full, destination_full)
+            await _in_write_thread(self._move, source_full, destination_full)
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         full = self._resolve(path)
@@ -247,7 +319,7 @@ class FilesystemDriver(Driver):
         The path's grammar was checked by the wrapper (storage/checked.py); this guards
         what only a filesystem has, symlinks planted in the root."""
         full = os.path.join(self._root, path)
-        if not os.path.realpath(full).startswith(self._inside):
+        if not _real_path(full).startswith(self._inside):
             raise InvalidPath(path)
         return full
 
@@ -381,7 +453,7 @@ class FilesystemDriver(Driver):
         if self._durable:
             # Gone already: a concurrent delete removed what we wrote, and the directory.
             with contextlib.suppress(FileNotFoundError):
-                _fsync_directory(directory)
+                self._directories.sync(directory)
 
     def _prune(self, directory: str) -> None:
         """Remove empty directories from `directory` up to (not including) the root."""
@@ -488,7 +560,7 @@ class _FilesystemWriter(FileWriter):
             return
         os.fsync(self._fd)
         if self._created:
-            _fsync_directory(os.path.dirname(self._full))
+            self._driver._directories.sync(os.path.dirname(self._full))
             self._created = False
 
     def _remove(self, fd: int) -> None:
@@ -525,6 +597,40 @@ async def _in_thread(
         if not task.cancelled() and task.exception() is None and cleanup is not None:
             cleanup(task.result())
         raise
+
+
+_O_PATH = getattr(os, "O_PATH", 0)
+
+
+def _real_path(full: str) -> str:
+    """`os.path.realpath(full)`, in three system calls instead of one per component.
+
+    realpath lstats every component of the path in turn: ~160 µs for an object ten
+    directories deep on this machine, 18 times per manifest PUT. Opening the path with
+    O_PATH lets the kernel resolve it (symlinks followed, as realpath does) and
+    /proc/self/fd names what it resolved to: ~25 µs. A path that does not exist is its
+    parent's real path plus its name (found the same way), unless a dangling symlink
+    stands there; where O_PATH or /proc is not available (not Linux), and in every
+    case this does not handle, it is realpath itself.
+    """
+    if _O_PATH:
+        try:
+            fd = os.open(full, _O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+            parent, name = os.path.split(full)
+            if name in ("", ".", "..") or parent == full or os.path.lexists(full):
+                return os.path.realpath(full)  # e.g. a dangling symlink: realpath follows it
+            # Nothing there, so nothing to follow: the real path is the parent's + name.
+            return os.path.join(_real_path(parent), name)
+        except OSError:
+            return os.path.realpath(full)
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return os.path.realpath(full)
 
 
 def _open_regular(full: str) -> int:
