@@ -250,7 +250,7 @@ async def test_concurrent_puts_in_one_directory_share_directory_fsyncs(
         real_fsync_directory(directory)
         fsyncs.append((began, tick()))
 
-    monkeypatch.setattr(filesystem.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(filesystem, "_fsync_directory", fsync_directory)
     await driver.put("shared/first", b"x")  # the directory exists before the race
     fsyncs.clear()
