@@ -284,3 +284,28 @@ async def test_the_fast_real_path_agrees_with_realpath(tmp_path: Path, path: str
     (tmp_path / "a" / "inner").symlink_to(tmp_path / "a" / "b")
     full = os.path.join(tmp_path, path)
     assert _real_path(full) == os.path.realpath(full)
+
+
+async def test_a_put_into_new_directories_killed_before_it_lands_leaves_nothing_listed(
+    driver: FilesystemDriver, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tag is a directory: a put killed after making the directories but before the
+    object is in them must not leave the directory for tags/list to name."""
+    await driver.put("repo/tags/old/current/link", b"old")
+
+    class Killed(BaseException):
+        pass
+
+    def killed(source: str, destination: str) -> None:
+        raise Killed  # no cleanup runs, as with SIGKILL
+
+    monkeypatch.setattr(os, "rename", killed)
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(Killed):
+        await driver.put("repo/tags/new/current/link", b"new")
+    monkeypatch.undo()
+    assert [name async for name in driver.list("repo/tags")] == ["old"]
+    assert [info.path async for info in driver.walk("repo")] == ["repo/tags/old/current/link"]
+    await driver.put("repo/tags/new/current/link", b"new")  # and pushed again, it lands
+    assert await driver.get("repo/tags/new/current/link") == b"new"
+    assert [name async for name in driver.list("repo/tags")] == ["new", "old"]

@@ -325,6 +325,8 @@ class FilesystemDriver(Driver):
 
     def _put(self, full: str, data: bytes, if_absent: bool) -> None:
         directory = os.path.dirname(full)
+        if not os.path.isdir(directory) and self._put_in_new_directory(full, data):
+            return
         for attempt in range(_RETRIES + 1):
             fd, temporary = self._create_temporary(directory)
             try:
@@ -348,6 +350,61 @@ class FilesystemDriver(Driver):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temporary)
         self._sync_directory(directory)
+
+    def _put_in_new_directory(self, full: str, data: bytes) -> bool:
+        """Create the missing directories of `full` with the object already inside them,
+        in one rename; False if a concurrent request created them first (the caller then
+        writes into what it made).
+
+        Creating the directories and then renaming the object into them leaves, after a
+        kill in between, empty directories, and where a prefix is what a listing names
+        (a tag is the directory `tags/<tag>/`) that shows: tags/list would name a tag
+        with no link. So the missing part of the path is built under a hidden name
+        (`~`) in the deepest directory that exists, object included and fsynced, and
+        renamed into place at once: a kill leaves nothing or the whole object (and at
+        worst a hidden directory that no listing shows).
+        """
+        base = os.path.dirname(full)
+        while not os.path.isdir(base):
+            parent = os.path.dirname(base)
+            if parent == base or not parent.startswith(self._root):
+                return False
+            base = parent
+        top, _, rest = os.path.relpath(full, base).partition(os.sep)
+        if not rest or top in (".", ".."):
+            return False
+        staging = os.path.join(base, f".{secrets.token_hex(8)}.dir~")
+        try:
+            os.mkdir(staging)
+            inner = os.path.dirname(os.path.join(staging, rest))
+            os.makedirs(inner, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            fd = os.open(os.path.join(staging, rest), flags, 0o666)
+            try:
+                _write_all(fd, data)
+                if self._durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if self._durable:  # what is inside is durable before it can be seen
+                while True:
+                    _fsync_directory(inner)
+                    if inner == staging:
+                        break
+                    inner = os.path.dirname(inner)
+            os.rename(staging, os.path.join(base, top))
+        except FileNotFoundError:
+            # `base` was pruned, or a prefix delete above took our staging directory:
+            # the usual path makes the directories again.
+            shutil.rmtree(staging, ignore_errors=True)
+            return False
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                return False  # made by another request meanwhile (or a file is there)
+            raise
+        self._sync_directory(base)
+        return True
 
     def _create_in_place(self, full: str) -> int:
         """A new, empty file at `full` (replacing any), open for appending."""
