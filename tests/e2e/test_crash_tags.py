@@ -26,7 +26,7 @@ NAME = "crash/tags"
 @pytest.mark.parametrize(
     "point",
     [
-        CrashPoint("put", r"^events/log/", occurrence=6, when="after"),
+        CrashPoint("put", r"^events/log/", occurrence=16, when="after"),
         CrashPoint("put", r"/_index/entries/", occurrence=12),
         CrashPoint("put", r"/tags/[^/]+/current/link$", occurrence=20, when="after"),
     ],
