@@ -26,6 +26,7 @@ from arca.api.control.routes import CONTROL_ROUTES
 from arca.api.observe import Observe, metrics_endpoint
 from arca.api.rendering import EXCEPTION_HANDLERS, ApiVersionHeader
 from arca.api.routes import V2_ROUTES
+from arca.auth.audit import publish_auth_events
 from arca.auth.service import AuthService
 from arca.config import Settings
 from arca.control.artifacts import ArtifactControl
@@ -187,6 +188,8 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
     app.state.public_url = settings.server.public_url.rstrip("/")
     app.state.read_only = settings.server.read_only
     app.state.auth = AuthService(settings, services.driver) if settings.auth.enabled else None
+    if app.state.auth is not None:
+        publish_auth_events(app.state.auth, registry.events)  # logins and refusals
     return app
 
 

@@ -339,6 +339,7 @@ def _offline(settings: Settings, work: Callable[[Any], Any]) -> Any:
     from arca.control.artifacts import ArtifactControl
     from arca.events.log import EventLog
     from arca.lifecycle.trash import DeletedTags
+    from arca.registry.events import acting_as
     from arca.registry.registry import Registry
     from arca.storage.drivers import load_driver
 
@@ -350,11 +351,22 @@ def _offline(settings: Settings, work: Callable[[Any], Any]) -> Any:
                 registry.events.record = EventLog(driver, settings.events.source)
             ArtifactControl.attach(registry)
             registry.events.followers.append(DeletedTags(driver))
-            return await work(registry)
+            with acting_as(_local_actor()):  # gc, restore, purge, scrub name who ran them
+                return await work(registry)
         finally:
             await driver.close()
 
     return asyncio.run(run())
+
+
+def _local_actor() -> str | None:
+    """`local:<login>`: the operating-system user who ran a command against storage."""
+    import getpass
+
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return None
 
 
 @contextmanager

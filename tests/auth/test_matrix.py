@@ -174,6 +174,20 @@ def expected(principal: str, name: str, action: str | None) -> str:
     return "403"
 
 
+EVENT_LOG = "events/log/"
+
+
+def only_refusals(recorded: dict[str, bytes]) -> bool:
+    """New objects are event-log commits holding `auth.*` events only."""
+    for path, data in recorded.items():
+        if not path.startswith(EVENT_LOG):
+            return False
+        types = {event["type"] for event in json.loads(data)["events"]}
+        if not types <= {"dev.arca.auth.denied", "dev.arca.auth.login"}:
+            return False
+    return bool(recorded)
+
+
 def outcome(status: int) -> str:
     return {401: "401", 403: "403", 405: "405"}.get(status, "allow")
 
@@ -202,9 +216,17 @@ def test_every_route_answers_each_principal_as_the_policy_says(tmp_path, princip
                     wrong.append((method, url, want, response.status_code, response.text[:120]))
                     continue
                 if want in ("401", "403", "403+challenge"):
-                    touched = [c for c in driver.calls if not c[1].startswith("auth/")]
+                    # Nothing read or written but the refusal's own record: its
+                    # `auth.denied` event appended to the log.
+                    touched = [
+                        c
+                        for c in driver.calls
+                        if not c[1].startswith("auth/") and not c[1].startswith(EVENT_LOG)
+                    ]
                     after = {path: obj.data for path, obj in memory._objects.items()}
-                    if touched or after != before:
+                    recorded = {p: d for p, d in after.items() if p not in before}
+                    unchanged = {p: d for p, d in after.items() if p in before}
+                    if touched or unchanged != before or not only_refusals(recorded):
                         wrong.append((method, url, "untouched storage", touched[:3]))
                     others = [r for r in REPOSITORIES if r != name]
                     said = response.text + json.dumps(dict(response.headers))

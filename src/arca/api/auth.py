@@ -45,6 +45,7 @@ from arca.errors import (
 )
 from arca.formats.digest import Digest
 from arca.formats.reference import validate_name
+from arca.registry.events import acting_as
 
 PUBLIC = "public"
 """No check at all (the token endpoint, JWKS, the OpenAPI document)."""
@@ -141,11 +142,11 @@ class Guarded:
             identity = await auth.identify(request.headers.get("authorization"), address)
         except InvalidToken as error:
             error.headers["WWW-Authenticate"] = challenge(request, auth, wanted, "invalid_token")
-            auth.denied(DeniedEvent("", address, name or "", action, 401))
+            await auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise
         except Unauthorized as error:
             error.headers["WWW-Authenticate"] = challenge(request, auth, wanted)
-            auth.denied(DeniedEvent("", address, name or "", action, 401))
+            await auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise
         scope.setdefault("state", {})["user"] = identity.name
         if action in (LOGIN, LISTING):
@@ -157,10 +158,11 @@ class Guarded:
             name = validate_name(name or "")
             if action not in await auth.rights(identity, name):
                 refusal = await _refusal(request, auth, identity, name, action)
-                auth.denied(DeniedEvent(identity.name, address, name, action, refusal.status))
+                await auth.denied(DeniedEvent(identity.name, address, name, action, refusal.status))
                 raise refusal
         scope[_ACCESS] = Access(auth, identity)
-        await self.app(scope, receive, send)
+        with acting_as(identity.name or None):  # every event this request causes names it
+            await self.app(scope, receive, send)
 
 
 async def _refusal(

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -81,8 +82,9 @@ class DeniedEvent:
 class _Hooks:
     """Where logins and refusals go besides the log (the events module, when wired)."""
 
-    login: list[Callable[[LoginEvent], None]] = field(default_factory=list)
-    denied: list[Callable[[DeniedEvent], None]] = field(default_factory=list)
+    login: list[Callable[[LoginEvent], object]] = field(default_factory=list)
+    denied: list[Callable[[DeniedEvent], object]] = field(default_factory=list)
+    """A hook may return an awaitable (publishing an event): it is awaited."""
 
 
 class AuthService:
@@ -130,17 +132,17 @@ class AuthService:
         keys = (f"user:{user}", f"address:{address}")
         wait = self.failures.retry_after(keys)
         if wait is not None:
-            self._emit(LoginEvent(user, address, False, "rate limited"))
+            await self._emit(LoginEvent(user, address, False, "rate limited"))
             raise TooManyRequests(
                 "too many failed logins; try again later", headers={"Retry-After": str(wait)}
             )
         identity, fresh = await self._check(user, password)
         if identity is None:
             self.failures.failed(keys)
-            self._emit(LoginEvent(user, address, False, "invalid credentials"))
+            await self._emit(LoginEvent(user, address, False, "invalid credentials"))
             raise Unauthorized("invalid credentials")
         if fresh:  # a password checked now, not one remembered from an earlier request
-            self._emit(LoginEvent(identity.name, address, True))
+            await self._emit(LoginEvent(identity.name, address, True))
         return identity
 
     async def _check(self, user: str, password: str) -> tuple[Identity | None, bool]:
@@ -297,7 +299,7 @@ class AuthService:
             robot_id=robot_id,
         )
 
-    def denied(self, event: DeniedEvent) -> None:
+    async def denied(self, event: DeniedEvent) -> None:
         log.info(
             "access denied",
             extra={
@@ -310,18 +312,22 @@ class AuthService:
         )
         for hook in self.hooks.denied:
             try:
-                hook(event)
+                result = hook(event)
+                if inspect.isawaitable(result):
+                    await result
             except Exception:
                 log.exception("denied hook failed")
 
-    def _emit(self, event: LoginEvent) -> None:
+    async def _emit(self, event: LoginEvent) -> None:
         log.info(
             "login" if event.ok else "login failed",
             extra={"user": event.user, "address": event.address, "reason": event.reason},
         )
         for hook in self.hooks.login:
             try:
-                hook(event)
+                result = hook(event)
+                if inspect.isawaitable(result):
+                    await result
             except Exception:
                 log.exception("login hook failed")
 

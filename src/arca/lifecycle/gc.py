@@ -55,6 +55,7 @@ from arca.formats.manifest import parse_manifest
 from arca.lifecycle.lease import Lease, LeaseLost
 from arca.lifecycle.pins import Pins
 from arca.lifecycle.trash import Trash, TrashRecord
+from arca.registry.events import BlobUnlinked, GarbageCollected
 from arca.registry.manifests import Revision
 from arca.registry.registry import Registry
 from arca.registry.reuse import DOOMED
@@ -213,7 +214,7 @@ class Collector:
             with contextlib.suppress(PathNotFound):
                 await self._driver.delete(layout.gc_sweeping())
             retention = self._settings.trash.retention_seconds
-            purged = await self._trash.purge(retention, self._clock())
+            purged = await self._trash.purge(retention, self._clock(), automatic=True)
             report.trash_purged = len(purged)
             await self._step("trash")
         report.finished = self._clock()
@@ -221,6 +222,8 @@ class Collector:
             await self._driver.put(
                 layout.gc_run(report.run_id), json.dumps(report.to_json()).encode()
             )
+            if report.swept:
+                await self._registry.events.publish(_event_of(report))
         log.info(
             "garbage collection finished",
             extra={
@@ -268,10 +271,7 @@ class Collector:
                 verdict, decided_at = b"", 0.0
             if verdict == DOOMED and await self._unchanged_since(candidate, decided_at):
                 await self._trash.put(_record(raw["run_id"], candidate, self._clock()))
-                if candidate.kind == "revision" and candidate.name is not None:
-                    await self._registry.manifests.announce_deleted(
-                        candidate.name, candidate.digest
-                    )
+                await self._announce(candidate)
             with contextlib.suppress(PathNotFound):
                 await self._driver.delete(layout.gc_tombstone(candidate.path))
         with contextlib.suppress(PathNotFound):
@@ -533,10 +533,21 @@ class Collector:
             return
         record = await self._trash.put(_record(run_id, candidate, self._clock()))
         await self._step("trash-item")
-        if candidate.kind == "revision" and candidate.name is not None:
-            await self._registry.manifests.announce_deleted(candidate.name, candidate.digest)
+        await self._announce(candidate)
         candidate.outcome = "swept"
         candidate.trash_id = record.id
+
+    async def _announce(self, candidate: Candidate) -> None:
+        """The per-repository event of a swept object (blob data has no repository:
+        the run's `gc.swept` counts it)."""
+        if candidate.name is None:
+            return
+        if candidate.kind == "revision":
+            await self._registry.manifests.announce_deleted(candidate.name, candidate.digest)
+        elif candidate.kind == "layer":
+            await self._registry.events.publish(
+                BlobUnlinked(repository=candidate.name, digest=candidate.digest, reason="gc")
+            )
 
     @staticmethod
     def _keep(candidate: Candidate, reason: str) -> None:
@@ -630,6 +641,19 @@ def _candidate_from_mark(raw: dict[str, Any]) -> Candidate:
         raw["size"],
         raw["rule"],
         item=raw["item"],
+    )
+
+
+def _event_of(report: Report) -> GarbageCollected:
+    kinds = Counter(candidate.kind for candidate in report.swept)
+    return GarbageCollected(
+        repository="",
+        run_id=report.run_id,
+        manifests=kinds["revision"],
+        links=kinds["layer"],
+        blobs=kinds["blob"],
+        bytes=report.bytes_swept,
+        kept=len(report.kept),
     )
 
 

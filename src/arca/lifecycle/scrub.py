@@ -29,6 +29,7 @@ from typing import Any
 from arca.errors import BlobUnknown
 from arca.formats.digest import Digest, MultiHasher
 from arca.registry.blobs import StoredBlob
+from arca.registry.events import BlobQuarantined
 from arca.registry.registry import Registry
 from arca.storage import layout
 from arca.storage.driver import PathNotFound
@@ -155,6 +156,9 @@ class Scrubber:
         if self._quarantine:
             await self._quarantine_blob(blob, actual)
             quarantined = True
+            await self._registry.events.publish(
+                BlobQuarantined(repository="", digest=blob.digest, actual=actual, size=blob.size)
+            )
         report.corrupt.append(Finding(blob.digest, blob.size, actual, quarantined))
         log.error(
             "scrub found a corrupt blob",

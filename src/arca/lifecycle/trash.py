@@ -28,7 +28,7 @@ import cbor2
 from arca.errors import DigestInvalid, ManifestInvalid, ManifestUnknown, RegistryError
 from arca.formats.digest import Digest
 from arca.formats.manifest import parse_manifest
-from arca.registry.events import DomainEvent, TagDeleted
+from arca.registry.events import DomainEvent, TagDeleted, TrashPurged
 from arca.registry.manifests import Revision
 from arca.registry.registry import Registry
 from arca.storage import layout
@@ -166,14 +166,28 @@ class Trash:
                 await self._restore_tags(record)
         return restored
 
-    async def purge(self, older_than: float, now: float) -> list[TrashRecord]:
-        """Delete every item swept more than `older_than` seconds before `now`."""
+    async def purge(
+        self, older_than: float, now: float, *, automatic: bool = False
+    ) -> list[TrashRecord]:
+        """Delete every item swept more than `older_than` seconds before `now`; one
+        `trash.purged` event names them (`automatic`: a collector's retention purge)."""
         purged = []
         async for record in self.records():
             if record.swept_at <= now - older_than:
                 with contextlib.suppress(PathNotFound):
                     await self._driver.delete(layout.trash_item(record.run_id, record.item))
                 purged.append(record)
+        if purged:
+            await self._registry.events.publish(
+                TrashPurged(
+                    repository="",
+                    items=tuple(record.id for record in purged[:1000]),
+                    count=len(purged),
+                    bytes=sum(record.size for record in purged),
+                    older_than=older_than,
+                    automatic=automatic,
+                )
+            )
         return purged
 
     async def _restore_one(self, record: TrashRecord) -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DomainEvent:
-    """A change that happened. `actor` is who did it (None until auth exists)."""
+    """A change that happened. `actor` is who did it: the request's user with auth
+    on (set by `acting_as` around the request), the local user for a CLI command,
+    None when the registry did it on its own (a collector on a timer) or auth is off."""
 
     type: ClassVar[str]
     repository: str
@@ -219,6 +222,39 @@ class BlobLinked(_BlobEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BlobUnlinked(_BlobEvent):
     type: ClassVar[str] = "blob.unlinked"
+    reason: str | None = None
+    """None for a client's delete; "gc" when garbage collection swept the link."""
+
+    def data(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "digest": str(self.digest),
+            "reason": self.reason,
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobQuarantined(_BlobEvent):
+    """Scrub found the stored bytes do not hash to the digest and moved them aside
+    (`repository` is "": blob data belongs to no one repository)."""
+
+    type: ClassVar[str] = "blob.quarantined"
+    actual: Digest
+    size: int
+
+    @property
+    def subject(self) -> str:
+        return str(self.digest)
+
+    def data(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "digest": str(self.digest),
+            "actual": str(self.actual),
+            "size": self.size,
+            "actor": self.actor,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -298,6 +334,117 @@ class PinRemoved(DomainEvent):
         return {"repository": self.repository, "reference": self.reference, "actor": self.actor}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GarbageCollected(DomainEvent):
+    """One collector run that swept something into the trash (runs that sweep
+    nothing record nothing). Each swept manifest is also a `manifest.deleted` and
+    each swept link a `blob.unlinked`, both with reason "gc"; unreferenced blob data
+    is counted here. `repository` is "": a run spans every repository."""
+
+    type: ClassVar[str] = "gc.swept"
+    run_id: str
+    manifests: int = 0
+    links: int = 0
+    blobs: int = 0
+    bytes: int = 0
+    kept: int = 0
+    """Candidates kept at the last moment (re-used or rescued by a push)."""
+
+    @property
+    def subject(self) -> str:
+        return f"gc/{self.run_id}"
+
+    def data(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "runId": self.run_id,
+            "manifests": self.manifests,
+            "links": self.links,
+            "blobs": self.blobs,
+            "bytes": self.bytes,
+            "kept": self.kept,
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrashPurged(DomainEvent):
+    """Trash items deleted for good: by `arca trash purge` or, `automatic`, by a
+    collector after `[trash] retention_seconds`."""
+
+    type: ClassVar[str] = "trash.purged"
+    items: tuple[str, ...]
+    """The purged trash ids (`<run_id>.<item>`), the first 1,000 (one event stays small)."""
+    count: int
+    bytes: int
+    older_than: float
+    automatic: bool
+
+    @property
+    def subject(self) -> str:
+        return "trash"
+
+    def data(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "items": list(self.items),
+            "count": self.count,
+            "bytes": self.bytes,
+            "olderThan": self.older_than,
+            "automatic": self.automatic,
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedIn(DomainEvent):
+    """A sign-in checked now: a password, robot secret or OIDC token verified afresh
+    (a credential remembered from an earlier request is not a new login), or refused
+    (`ok` false: wrong credentials, or rate limited). `repository` is ""."""
+
+    type: ClassVar[str] = "auth.login"
+    user: str
+    address: str
+    ok: bool
+    reason: str = ""
+
+    @property
+    def subject(self) -> str:
+        return f"user/{self.user}"
+
+    def data(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "user": self.user,
+            "address": self.address,
+            "ok": self.ok,
+            "reason": self.reason,
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessDenied(DomainEvent):
+    """A request the access check refused (401 or 403); nothing was read or written."""
+
+    type: ClassVar[str] = "auth.denied"
+    user: str
+    """"" when the request named no valid identity."""
+    address: str
+    action: str
+    status: int
+
+    def data(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "user": self.user,
+            "address": self.address,
+            "action": self.action,
+            "status": self.status,
+            "actor": self.actor,
+        }
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ManifestPushed,
     ManifestDeleted,
@@ -313,6 +460,11 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     UploadPurged,
     PinAdded,
     PinRemoved,
+    BlobQuarantined,
+    GarbageCollected,
+    TrashPurged,
+    LoggedIn,
+    AccessDenied,
 )
 TYPE_NAMES: frozenset[str] = frozenset(cls.type for cls in EVENT_TYPES)
 
@@ -321,6 +473,29 @@ class EventSink(Protocol):
     """Anything told of events: the log, the artifact index, metrics."""
 
     async def publish(self, events: Sequence[DomainEvent]) -> None: ...
+
+
+_actor: contextvars.ContextVar[str | None] = contextvars.ContextVar("arca_actor", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(actor: str | None) -> Iterator[None]:
+    """Within this block, events published without an `actor` get `actor`: the
+    access check sets it to the request's user, the CLI to the local user."""
+    token = _actor.set(actor)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def set_actor(actor: str | None) -> None:
+    """Set the actor for the rest of the current task (a request, from the guard)."""
+    _actor.set(actor)
+
+
+def current_actor() -> str | None:
+    return _actor.get()
 
 
 _batch: contextvars.ContextVar[list[DomainEvent] | None] = contextvars.ContextVar(
@@ -355,6 +530,12 @@ class Publisher:
                 await self._deliver(collected)
 
     async def publish(self, *events: DomainEvent) -> None:
+        actor = _actor.get()
+        if actor is not None:
+            events = tuple(
+                dataclasses.replace(event, actor=actor) if event.actor is None else event
+                for event in events
+            )
         collected = _batch.get()
         if collected is not None:
             collected.extend(events)

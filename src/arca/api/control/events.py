@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from arca.api.auth import pull_filter
+from arca.api.auth import access, pull_filter
+from arca.auth.policy import ADMIN
 from arca.errors import ParameterInvalid, Unsupported
 from arca.events.log import EventFilter, EventId, EventLog, parse_types
 from arca.events.webhooks import Webhooks
@@ -18,6 +19,7 @@ from arca.events.webhooks import Webhooks
 DEFAULT_N = 100
 MAX_N = 1000
 _KEEPALIVE_SECONDS = 15.0
+_AUTH_TYPES = "dev.arca.auth."
 
 
 def _log(request: Request) -> EventLog:
@@ -33,16 +35,25 @@ def _webhooks(request: Request) -> Webhooks:
 
 
 async def _visible(request: Request, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events whose repository the caller may pull (all of them with auth off)."""
+    """The events the caller may see (all of them with auth off): those of a
+    repository it may pull; registry-wide events (GC, trash, scrub: `repository` "")
+    and the access layer's own (`auth.*`: who signed in from where) only for an
+    admin on every repository."""
     may_pull = pull_filter(request)
     if may_pull is None:
         return events
+    found = access(request)
+    admin = found is not None and ADMIN in await found.auth.rights(found.identity, "*")
     allowed: dict[str, bool] = {}
     shown = []
     for event in events:
         name = str((event.get("data") or {}).get("repository") or "")
+        if not name or str(event.get("type", "")).startswith(_AUTH_TYPES):
+            if admin:
+                shown.append(event)
+            continue
         if name not in allowed:
-            allowed[name] = bool(name) and await may_pull(name)
+            allowed[name] = await may_pull(name)
         if allowed[name]:
             shown.append(event)
     return shown
