@@ -6,6 +6,7 @@ of GC, and every manifest still tagged at the end must pull back intact."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import hashlib
 import json
 import os
@@ -300,6 +301,15 @@ def test_deleted_content_is_freed_answers_404_and_comes_back_from_the_trash(
         assert back.content == layer
         tagged = http.get(f"{server.url}/v2/app/manifests/v1", headers={"Accept": MANIFEST})
         assert tagged.content == manifest
+
+        # The log tells the story: the server's collector swept (no actor: it ran on
+        # its timer), and the local user restored.
+        page = http.get(f"{server.url}/api/v1/events", params={"n": "1000"}).json()
+        by_type = {e["type"].removeprefix("dev.arca."): e["data"] for e in page["events"]}
+        assert by_type["gc.swept"]["actor"] is None
+        assert by_type["gc.swept"]["blobs"] >= 1
+        assert by_type["manifest.restored"]["actor"] == f"local:{getpass.getuser()}"
+        assert by_type["manifest.restored"]["tags"] == ["v1"]
     finally:
         http.close()
         server.stop()

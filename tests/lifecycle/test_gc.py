@@ -14,6 +14,7 @@ from arca.errors import BlobUnknown, ManifestUnknown
 from arca.formats.digest import Digest
 from arca.lifecycle.gc import Collector, CollectorBusy
 from arca.lifecycle.trash import DeletedTags, Trash
+from arca.registry.manifests import Revision
 from arca.registry.registry import Registry
 from arca.storage import layout
 from arca.storage.drivers.memory import MemoryDriver
@@ -249,3 +250,50 @@ async def test_trash_purge_removes_items_older_than_retention() -> None:
     assert purged
     assert [r async for r in trash.records()] == []
     assert [info async for info in registry.driver.walk(layout.trash())] == []
+
+
+async def test_a_manifest_written_again_after_its_verdict_stays_out_of_the_trash() -> None:
+    # A push that gave up waiting for a stalled collector writes the revision again
+    # (a new generation) after the verdict; the trash deletes only the bytes judged.
+    registry = new_registry()
+    digest, _ = await push_image(registry, "app", "v1", [b"layer"])
+    await registry.manifests.delete("app", "v1")  # untagged now
+    await age_past_grace()
+    path = layout.revision_link("app", digest)
+    again = dataclasses.replace(
+        Revision.decode(await registry.driver.get(path)), generation="written-after-verdict"
+    )
+
+    async def write_after_verdict(step: str) -> None:
+        if step == "verdict" and (await registry.driver.get(path)) != again.encode():
+            await registry.driver.put(path, again.encode())
+
+    report = await Collector(registry, registry.settings, hook=write_after_verdict).run()
+
+    kept = {c.kind: c.reason for c in report.kept if c.digest == digest}
+    assert kept == {
+        "revision": "written again after the verdict",
+        "blob": f"needed by a kept revision {digest}",  # the manifest's own bytes
+    }
+    assert await registry.driver.get(path) == again.encode()
+    assert not [r async for r in Trash(registry).records() if r.digest == digest]
+    await pull_all(registry, "app", digest)  # its layers were kept with it
+    await no_collector_leftovers(registry)
+
+
+async def test_restore_leaves_a_newer_object_in_place() -> None:
+    registry = new_registry()
+    digest, _ = await push_image(registry, "app", "v1", [b"layer"])
+    await registry.manifests.delete("app", "v1")
+    path = layout.revision_link("app", digest)
+    newer = dataclasses.replace(
+        Revision.decode(await registry.driver.get(path)), generation="pushed-again"
+    )
+    await age_past_grace()
+    await Collector(registry, registry.settings).run()
+    await registry.driver.put(path, newer.encode())  # pushed again before the restore
+
+    await Trash(registry).restore(str(digest))
+
+    assert await registry.driver.get(path) == newer.encode()
+    assert [r async for r in Trash(registry).records()] == []

@@ -506,8 +506,9 @@ class Collector:
         else:
             try:
                 modified = await self._modified(candidate)
+                expected = await self._small_objects(candidate)
             except PathNotFound:
-                modified = None
+                modified, expected = None, {}
             if modified is None:
                 candidate.outcome = "gone"  # removed meanwhile (a delete, another path)
             elif modified >= cutoff:
@@ -515,12 +516,27 @@ class Collector:
             elif dry_run:
                 candidate.outcome = "swept"
             else:
-                await self._doom(run_id, candidate)
+                await self._doom(run_id, candidate, expected)
         if not dry_run:
             with contextlib.suppress(PathNotFound):
                 await self._driver.delete(layout.gc_tombstone(candidate.path))
 
-    async def _doom(self, run_id: str, candidate: Candidate) -> None:
+    async def _small_objects(self, candidate: Candidate) -> dict[str, bytes]:
+        """The bytes of the candidate's small objects as judged now (its revision or
+        link, its referrer entry, a blob's meta): the trash deletes each only if it
+        still holds them (`delete_if`), so a write after the verdict is never lost."""
+        found: dict[str, bytes] = {}
+        for path in candidate.objects:
+            if candidate.kind == "blob" and path == candidate.path:
+                continue  # blob data: immutable and large; its meta stands for it
+            try:
+                found[path] = await self._driver.get(path)
+            except PathNotFound:
+                if path == candidate.path:
+                    raise
+        return found
+
+    async def _doom(self, run_id: str, candidate: Candidate, expected: dict[str, bytes]) -> None:
         if not self.lease.held(margin=self.lease.seconds * _LEASE_MARGIN):
             raise LeaseLost("the collector lease is about to expire; stopping the sweep")
         await self._step("verdict")
@@ -531,8 +547,11 @@ class Collector:
         except AlreadyExists:
             self._keep(candidate, "rescued by a push")
             return
-        record = await self._trash.put(_record(run_id, candidate, self._clock()))
+        record = await self._trash.put(_record(run_id, candidate, self._clock()), expected)
         await self._step("trash-item")
+        if record is None:
+            self._keep(candidate, "written again after the verdict")
+            return
         await self._announce(candidate)
         candidate.outcome = "swept"
         candidate.trash_id = record.id

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,7 +32,7 @@ from arca.registry.events import DomainEvent, TagDeleted, TrashPurged
 from arca.registry.manifests import Revision
 from arca.registry.registry import Registry
 from arca.storage import layout
-from arca.storage.driver import Driver, PathNotFound
+from arca.storage.driver import AlreadyExists, Driver, PathNotFound
 
 log = logging.getLogger(__name__)
 
@@ -102,19 +102,47 @@ class Trash:
         self._registry = registry
         self._driver: Driver = registry.driver
 
-    async def put(self, record: TrashRecord) -> TrashRecord:
-        """Record, then move every object of `record` that is still in place."""
+    async def put(
+        self, record: TrashRecord, expected: Mapping[str, bytes] | None = None
+    ) -> TrashRecord | None:
+        """Record, then take every object of `record` that is still in place.
+
+        An object named in `expected` (a small one: revision, link, referrer entry,
+        meta) is copied to the trash and then deleted only if it still holds exactly
+        those bytes (`Driver.delete_if`); the others (blob data, or all of them when
+        recovering a killed collector's verdict) are moved. If the first object (the
+        one the candidate is) was written with other bytes since they were read, the
+        item is undone and None returned: the object stays, nothing is in the trash.
+        The others follow it (data after its meta), so a kept blob keeps its data.
+        """
+        expected = expected or {}
         if record.kind == "revision" and record.name is not None:
             # The caller's tags too (retention names them before it untags), so a
             # record rewritten after a crash loses none the first attempt took.
             taken = await self._take_deleted_tags(record.name, record.digest)
             record = replace(record, tags=tuple(sorted({*record.tags, *taken})))
         await self._driver.put(layout.trash_record(record.run_id, record.item), record.encode())
-        for index, path in enumerate(record.objects):
-            with contextlib.suppress(PathNotFound):
-                await self._driver.move(
-                    path, layout.trash_object(record.run_id, record.item, index)
+        order = sorted(range(len(record.objects)), key=lambda i: record.objects[i] not in expected)
+        for index in order:
+            path = record.objects[index]
+            stored = layout.trash_object(record.run_id, record.item, index)
+            if path not in expected:
+                with contextlib.suppress(PathNotFound):
+                    await self._driver.move(path, stored)
+                continue
+            await self._driver.put(stored, expected[path])
+            if (
+                not await self._driver.delete_if(path, expected[path])
+                and (index == 0 or record.kind == "blob")
+                and await self._driver.exists(path)
+            ):
+                with contextlib.suppress(PathNotFound):
+                    await self._driver.delete(layout.trash_item(record.run_id, record.item))
+                log.info(
+                    "kept an object written again after its verdict",
+                    extra={"path": path, "id": record.id},
                 )
+                return None
         return record
 
     async def records(self) -> AsyncIterator[TrashRecord]:
@@ -195,15 +223,21 @@ class Trash:
             stored = layout.trash_object(record.run_id, record.item, index)
             if not await self._driver.exists(stored):
                 continue
-            if await self._driver.exists(path):
-                await self._driver.delete(stored)  # something newer took its place
-            else:
-                await self._driver.move(stored, path)
-            if not path.endswith("/data"):
-                # Small objects are rewritten: their age starts again (a move keeps
-                # the old modification time, and the next run would sweep it at once).
-                with contextlib.suppress(PathNotFound):
-                    await self._driver.put(path, await self._driver.get(path))
+            if path.endswith("/data"):
+                # Content-addressed: what may have taken its place is the same bytes.
+                if await self._driver.exists(path):
+                    await self._driver.delete(stored)
+                else:
+                    await self._driver.move(stored, path)
+                continue
+            # Small objects are written back create-only: something newer that took
+            # the place meanwhile (a push) wins, and the write starts the object's
+            # age again (a move would keep the old time; the next run would sweep it).
+            with contextlib.suppress(PathNotFound):
+                data = await self._driver.get(stored)
+                with contextlib.suppress(AlreadyExists):
+                    await self._driver.put(path, data, if_absent=True)
+                await self._driver.delete(stored)
         with contextlib.suppress(PathNotFound):
             await self._driver.delete(layout.trash_item(record.run_id, record.item))
         log.info(
