@@ -9,9 +9,9 @@ import json
 import time
 
 from arca.config import GcSettings, Settings
-from arca.lifecycle.lease import Lease
-from arca.storage import layout
+from arca.lifecycle.gc import LEASE_NAME
 from arca.storage.drivers.memory import MemoryDriver
+from arca.storage.lease import Lease
 from tests.control.test_api import conforms
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -76,7 +76,7 @@ def test_gc_endpoint_reports_then_sweeps_what_the_dry_run_listed(client_factory)
 def test_gc_endpoint_answers_503_while_another_collector_runs(client_factory) -> None:
     driver = MemoryDriver()
     client = client_factory(driver=driver)
-    lease = Lease(driver, layout.gc_lease(), layout.gc_lease_epoch, 60)
+    lease = Lease(driver, LEASE_NAME, 60)
     assert asyncio.run(lease.acquire())
     response = client.post("/api/v1/gc")
     assert response.status_code == 503

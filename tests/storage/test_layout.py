@@ -94,8 +94,6 @@ PINNED: dict[str, tuple[Callable[[], object], object]] = {
         lambda: layout.upload_marker("team/app", "s1"),
         "repositories/team/app/_uploads/s1",
     ),
-    "gc_lease": (layout.gc_lease, "gc/lease"),
-    "gc_lease_epoch": (lambda: layout.gc_lease_epoch(7), "gc/lease/000000000007"),
     "gc_sweeping": (layout.gc_sweeping, "gc/sweeping"),
     "gc_tombstones": (layout.gc_tombstones, "gc/tombstones"),
     "gc_tombstone": (

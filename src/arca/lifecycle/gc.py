@@ -1,6 +1,6 @@
 """Online mark and sweep: pushes go on while a collector runs, on any replica.
 
-One run, holding the collector lease (arca.lifecycle.lease):
+One run, holding the collector lease (arca.storage.lease, named "gc"):
 
 1. *recover*: finish what a killed collector left: a tombstone whose verdict is
    "doomed" is moved to the trash (unless written again after the verdict), any
@@ -52,7 +52,6 @@ from arca.config import Settings
 from arca.errors import ManifestInvalid, RegistryError
 from arca.formats.digest import Digest
 from arca.formats.manifest import parse_manifest
-from arca.lifecycle.lease import Lease, LeaseLost
 from arca.lifecycle.pins import Pins
 from arca.lifecycle.trash import Trash, TrashRecord
 from arca.registry.events import BlobUnlinked, GarbageCollected
@@ -61,13 +60,14 @@ from arca.registry.registry import Registry
 from arca.registry.reuse import DOOMED
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, PathNotFound
+from arca.storage.lease import Lease, LeaseLost
 
 log = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 100_000
+LEASE_NAME = "gc"
+"""One collector at a time: `layout.lease("gc")`."""
 _BATCH = 32
-_LEASE_MARGIN = 0.25
-"""Fraction of the lease that must remain before a destructive step."""
 
 Hook = Callable[[str], Awaitable[None]]
 Progress = Callable[[str, int, int | None], None]
@@ -176,13 +176,7 @@ class Collector:
         self._progress = progress
         self._clock = clock
         self._max_candidates = max_candidates
-        self.lease = Lease(
-            self._driver,
-            layout.gc_lease(),
-            layout.gc_lease_epoch,
-            settings.gc.lease_seconds,
-            clock=clock,
-        )
+        self.lease = Lease(self._driver, LEASE_NAME, settings.gc.lease_seconds, clock=clock)
 
     async def run(self, *, dry_run: bool = False) -> Report:
         """One collection; CollectorBusy if another collector runs. A dry run takes
@@ -537,7 +531,7 @@ class Collector:
         return found
 
     async def _doom(self, run_id: str, candidate: Candidate, expected: dict[str, bytes]) -> None:
-        if not self.lease.held(margin=self.lease.seconds * _LEASE_MARGIN):
+        if not self.lease.held:  # a quarter of the term must remain
             raise LeaseLost("the collector lease is about to expire; stopping the sweep")
         await self._step("verdict")
         try:

@@ -14,7 +14,6 @@ repositories/<name>/_index/digests/<alg>-<hex>     the same record, by manifest 
 repositories/<name>/_uploads/<session_id>          marker: a session opened for this repository
 uploads/<session_id>/state                         session state (CBOR)
 uploads/<session_id>/data                          bytes received so far
-gc/lease/<epoch>                                   the collector's lease; highest epoch holds it
 gc/sweeping                                        present while a collector holds tombstones
 gc/tombstones/<hh>/<key>/mark                      a sweep candidate: its path, run, kind (CBOR)
 gc/tombstones/<hh>/<key>/verdict                   "doomed" (collector) or "rescued" (a push)
@@ -278,14 +277,6 @@ def parse_referrer_entry(name: str, path: str) -> tuple[Digest, Digest] | None:
 def index_object(name: str, relative: str) -> str:
     """An object below the artifact index's prefix, by its path relative to it."""
     return f"{index(name)}/{relative}"
-
-
-def gc_lease() -> str:
-    return f"{GC}/lease"
-
-
-def gc_lease_epoch(epoch: int) -> str:
-    return f"{GC}/lease/{epoch:012d}"
 
 
 def gc_sweeping() -> str:

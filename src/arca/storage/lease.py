@@ -10,21 +10,32 @@ lease whose newest generation has expired or was released.
 
 Expiry is judged on each process's own clock: a lease assumes clocks agree to well
 within its `ttl`, and a holder stops acting `margin` seconds before its term ends.
-Reusable by anything that needs one actor at a time (webhook delivery, log
-maintenance, garbage collection).
+Renewal is a new generation, create-only like the first: a holder that stalled past
+its term and wakes up cannot overwrite the term of whoever took over (it loses the
+create, or finds a newer term it does not own). The one lease of the project: webhook
+delivery, event log maintenance and garbage collection (`keep_renewed` around a run)
+use it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, Driver, PathNotFound
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """The lease ran out or another process took it over: stop acting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +102,32 @@ class Lease:
         with contextlib.suppress(AlreadyExists):
             path = layout.lease_generation(self.name, self._generation + 1)
             await self._driver.put(path, record, if_absent=True)
+
+    @contextlib.asynccontextmanager
+    async def keep_renewed(self) -> AsyncIterator[None]:
+        """Renew every third of the term while the body runs (the lease must be held
+        on entry), then release. A renewal that finds the lease taken over stops
+        renewing: `held` turns false, and a body that checks it before each
+        destructive step stops (raising `LeaseLost`)."""
+
+        async def renew_forever() -> None:
+            while True:
+                await asyncio.sleep(self.ttl / 3)
+                try:
+                    if not await self.acquire():
+                        log.warning("lease lost", extra={"lease": self.name, "owner": self.owner})
+                        return
+                except Exception:
+                    log.exception("lease renewal failed", extra={"lease": self.name})
+
+        task = asyncio.create_task(renew_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.release()
 
     async def holder(self) -> LeaseTerm | None:
         """The current term (whoever holds it), or None if nobody does."""
