@@ -352,7 +352,7 @@ class GarbageCollected(DomainEvent):
 
     @property
     def subject(self) -> str:
-        return f"gc/{self.run_id}"
+        return f"gc-run:{self.run_id}"
 
     def data(self) -> dict[str, object]:
         return {
