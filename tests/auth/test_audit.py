@@ -32,7 +32,7 @@ def push(client: Any, user: str, name: str, tag: str, layers: list[bytes]) -> st
         def post(self, *args: Any, **kwargs: Any) -> Any:
             return client.post(*args, **kwargs, headers=headers)
 
-    manifest = image_manifest(SignedIn(), name, layers)
+    manifest = image_manifest(SignedIn(), name, layers)  # type: ignore[arg-type]
     response = client.put(
         f"/v2/{name}/manifests/{tag}",
         content=manifest,

@@ -541,7 +541,7 @@ class Collector:
         except AlreadyExists:
             self._keep(candidate, "rescued by a push")
             return
-        record = await self._trash.put(_record(run_id, candidate, self._clock()), expected)
+        record = await self._trash.take(_record(run_id, candidate, self._clock()), expected)
         await self._step("trash-item")
         if record is None:
             self._keep(candidate, "written again after the verdict")

@@ -102,20 +102,22 @@ class Trash:
         self._registry = registry
         self._driver: Driver = registry.driver
 
-    async def put(
-        self, record: TrashRecord, expected: Mapping[str, bytes] | None = None
-    ) -> TrashRecord | None:
+    async def put(self, record: TrashRecord) -> TrashRecord:
+        """Record, then move every object of `record` that is still in place."""
+        taken = await self.take(record, {})
+        assert taken is not None  # nothing is compared, so nothing is undone
+        return taken
+
+    async def take(self, record: TrashRecord, expected: Mapping[str, bytes]) -> TrashRecord | None:
         """Record, then take every object of `record` that is still in place.
 
         An object named in `expected` (a small one: revision, link, referrer entry,
         meta) is copied to the trash and then deleted only if it still holds exactly
-        those bytes (`Driver.delete_if`); the others (blob data, or all of them when
-        recovering a killed collector's verdict) are moved. If the first object (the
-        one the candidate is) was written with other bytes since they were read, the
-        item is undone and None returned: the object stays, nothing is in the trash.
-        The others follow it (data after its meta), so a kept blob keeps its data.
+        those bytes (`Driver.delete_if`); the others (blob data) are moved. If the
+        first object (the one the candidate is; for a blob, its meta, taken before
+        its data) holds other bytes by now, the item is undone and None returned:
+        the object stays, and nothing of it is in the trash.
         """
-        expected = expected or {}
         if record.kind == "revision" and record.name is not None:
             # The caller's tags too (retention names them before it untags), so a
             # record rewritten after a crash loses none the first attempt took.
@@ -136,14 +138,21 @@ class Trash:
                 and (index == 0 or record.kind == "blob")
                 and await self._driver.exists(path)
             ):
-                with contextlib.suppress(PathNotFound):
-                    await self._driver.delete(layout.trash_item(record.run_id, record.item))
+                await self._undo(record)
                 log.info(
                     "kept an object written again after its verdict",
                     extra={"path": path, "id": record.id},
                 )
                 return None
         return record
+
+    async def _undo(self, record: TrashRecord) -> None:
+        """Drop a trash item whose object stayed; remember its deleted tags again."""
+        if record.kind == "revision" and record.name is not None:
+            for tag in record.tags:
+                await self._driver.put(layout.deleted_tag(record.name, tag, record.digest), b"")
+        with contextlib.suppress(PathNotFound):
+            await self._driver.delete(layout.trash_item(record.run_id, record.item))
 
     async def records(self) -> AsyncIterator[TrashRecord]:
         """Every item in the trash, oldest run first."""
