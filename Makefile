@@ -63,9 +63,9 @@ typecheck: $(STAMP)
 ## check: ruff (lint, format) and mypy --strict on src/ and tests/ (what .ci/run runs first)
 check: lint typecheck
 
-## bench: throughput and request-rate figures, arca beside the reference registry
+## bench: arca beside the reference registry and the machine (sendfile, hashing); issue 15 ratio table
 bench: $(STAMP) debian-tools
-	$(PY) bench/registry_bench.py
+	$(PY) bench/registry_bench.py --compare
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache
