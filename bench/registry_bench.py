@@ -577,16 +577,25 @@ class Sizes:
     tag_seconds: float = 5.0
 
 
-def run_workload(server: Server, sizes: Sizes) -> dict[str, float]:
+WORKLOADS = ("big", "many", "tags", "rates")
+
+
+def run_workload(server: Server, sizes: Sizes, workloads: set[str]) -> dict[str, float]:
     if server.label == SENDFILE:
+        if "big" not in workloads:
+            return {}
         return big_blob(server.url, sizes.big_mib, sizes.clients, push=False)
     assert server.process is not None
     figures: dict[str, float] = {}
     with PeakRss(server.process.pid) as rss:
-        figures |= big_blob(server.url, sizes.big_mib, sizes.clients)
-        figures |= many_blobs(server.url, sizes.many, 4, sizes.clients)
-        figures |= tag_puts(server.url, sizes.clients, sizes.tag_seconds)
-        figures |= request_rates(server.url, sizes.seconds)
+        if "big" in workloads:
+            figures |= big_blob(server.url, sizes.big_mib, sizes.clients)
+        if "many" in workloads:
+            figures |= many_blobs(server.url, sizes.many, 4, sizes.clients)
+        if "tags" in workloads:
+            figures |= tag_puts(server.url, sizes.clients, sizes.tag_seconds)
+        if "rates" in workloads:
+            figures |= request_rates(server.url, sizes.seconds)
     figures["peak RSS of the process tree (MB)"] = rss.peak / 1e6
     return figures
 
@@ -707,13 +716,20 @@ def main() -> None:
         action="store_true",
         help="arca's and distribution's defaults only, then issue 15's ratio table",
     )
-    parser.add_argument("--only", help="run only the columns whose label starts with this")
+    parser.add_argument(
+        "--only", help="run only the columns whose label starts with one of these (a,b,...)"
+    )
     parser.add_argument(
         "--variant",
         action="append",
         default=[],
         metavar="LABEL:KEY=VALUE,...",
         help="another arca column with these environment settings (repeatable)",
+    )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)",
     )
     parser.add_argument("--serve-file", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -728,7 +744,11 @@ def main() -> None:
     variants += [parse_variant(text) for text in args.variant]
     variants += [v for v in (reference_variant(), sendfile_variant(sizes.big_mib)) if v]
     if args.only:
-        variants = [v for v in variants if v.label.startswith(args.only)]
+        wanted = args.only.split(",")
+        variants = [v for v in variants if v.label.startswith(tuple(wanted))]
+    workloads = set(args.workloads.split(","))
+    if unknown := workloads - set(WORKLOADS):
+        parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     workdir = Path(tempfile.mkdtemp(prefix="arca-bench-"))
     results: Results = {variant.label: {} for variant in variants}
     started = time.monotonic()
@@ -744,7 +764,7 @@ def main() -> None:
                 )
                 server.start()
                 try:
-                    figures = run_workload(server, sizes)
+                    figures = run_workload(server, sizes, workloads)
                 finally:
                     server.stop()
                 for row, value in figures.items():
