@@ -4,6 +4,7 @@ Usage:
   .venv/bin/python bench/registry_bench.py --compare        # what `make bench` runs
   .venv/bin/python bench/registry_bench.py [--quick] [--repeat N] [--only arca]
   .venv/bin/python bench/registry_bench.py --variant w2:ARCA_SERVER_WORKERS=2 --only arca
+  .venv/bin/python bench/registry_bench.py --asgi granian:PYTHONPATH=/dir/with/granian
 
 Starts arca (filesystem storage in a temp dir) with its default configuration, by
 default also with `fsync = false` (what distribution does), and, when Debian's
@@ -121,6 +122,45 @@ def arca_variant(label: str, env: dict[str, str]) -> Variant:
         return Server(label, command, f"http://127.0.0.1:{port}", workdir, env)
 
     return Variant(label, make)
+
+
+ASGI_SERVERS = {
+    # What runs arca's app instead of `arca serve` (uvicorn with arca's own protocol:
+    # read timeouts, zero-copy sends); each must be importable, e.g. through
+    # PYTHONPATH=... in the column's settings. One worker, uvloop, access log off in
+    # the server (arca logs each request itself).
+    "granian": [
+        "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop",
+        "--workers", "1", "--host", "127.0.0.1", "--port", "{port}",
+        "arca.app:create_app_from_environment",
+    ],
+    "hypercorn": [
+        "-m", "hypercorn", "--worker-class", "uvloop", "--workers", "1",
+        "--bind", "127.0.0.1:{port}", "arca.app:create_app_from_environment()",
+    ],
+}  # fmt: skip
+
+
+def asgi_variant(text: str) -> Variant:
+    """`--asgi NAME[:KEY=VALUE,...]`: arca's app under another ASGI server."""
+    name, _, assignments = text.partition(":")
+    if name not in ASGI_SERVERS:
+        raise SystemExit(f"--asgi: one of {', '.join(ASGI_SERVERS)}, not {name!r}")
+    env = dict(a.partition("=")[::2] for a in filter(None, assignments.split(",")))
+
+    def make(workdir: Path, round_: int) -> Server:
+        port = free_port()
+        data = workdir / f"{name}-{round_}-data"
+        data.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable] + [a.format(port=port) for a in ASGI_SERVERS[name]]
+        settings = {
+            "ARCA_STORAGE_DRIVER": '"filesystem"',
+            "ARCA_STORAGE_FILESYSTEM_ROOT": json.dumps(str(data)),
+            **env,
+        }
+        return Server(name, command, f"http://127.0.0.1:{port}", workdir, settings)
+
+    return Variant(name, make)
 
 
 def reference_variant() -> Variant | None:
@@ -727,6 +767,13 @@ def main() -> None:
         help="another arca column with these environment settings (repeatable)",
     )
     parser.add_argument(
+        "--asgi",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help=f"arca's app under another ASGI server ({', '.join(ASGI_SERVERS)}), repeatable",
+    )
+    parser.add_argument(
         "--workloads",
         default=",".join(WORKLOADS),
         help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)",
@@ -742,6 +789,7 @@ def main() -> None:
     if not args.compare:
         variants.append(arca_variant("arca-nofsync", {"ARCA_STORAGE_FILESYSTEM_FSYNC": "false"}))
     variants += [parse_variant(text) for text in args.variant]
+    variants += [asgi_variant(text) for text in args.asgi]
     variants += [v for v in (reference_variant(), sendfile_variant(sizes.big_mib)) if v]
     if args.only:
         wanted = args.only.split(",")
