@@ -43,7 +43,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from arca import quota_command, retention_commands
+from arca import label_command, quota_command, retention_commands
 from arca.auth import commands as auth_commands
 from arca.config import ConfigError, Settings, load_settings
 
@@ -1514,6 +1514,9 @@ def webhooks(
             f"{hook['name']}  {hook['url']}  cursor {hook['cursor'] or '-'}  {state}"
             f"  {hook['dead_letters']} dead letters"
         )
+
+
+label_command.register(app)  # arca label (docs/artifacts.md), after the shared options
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ from arca.client.models import (
     ArtifactPage,
     ArtifactRecord,
     ArtifactSummary,
+    LabelResult,
     PullResult,
     PushResult,
     Referrer,
@@ -645,6 +646,27 @@ class AsyncArcaClient:
         params = _label_params(labels) + _window_params(since, until)
         body = await self._json("DELETE", f"/api/v1/repositories/{name}/artifacts", params)
         return list(body["deleted"])
+
+    async def label(
+        self,
+        name: str,
+        reference: str,
+        labels: Labels | None = None,
+        *,
+        remove: Sequence[str] = (),
+    ) -> LabelResult:
+        """Set `labels` and remove the keys in `remove` on the artifact `reference` names,
+        after its push and without changing its digest (docs/artifacts.md, "Labels after
+        the push"); the newest change of a key wins."""
+        if not labels and not remove:
+            raise UsageError("label needs labels to set or keys to remove")
+        reference = await self._full(name, reference)
+        response = await self._send(
+            "POST",
+            f"/api/v1/repositories/{name}/artifacts/{reference}/labels",
+            json={"set": dict(labels or {}), "remove": list(remove)},
+        )
+        return LabelResult.from_json(response.json())
 
     async def tag(self, name: str, reference: str, tag: str, *, force: bool = False) -> str:
         """Point `tag` at the artifact `reference` names (the same manifest bytes, so the

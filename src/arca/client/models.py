@@ -167,6 +167,20 @@ class Verification:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelResult:
+    """What `label` changed: the artifact (same digest), the label artifact, the labels now."""
+
+    name: str
+    digest: str
+    label_digest: str
+    labels: Mapping[str, str]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LabelResult:
+        return cls(data["name"], data["digest"], data["label_digest"], dict(data["labels"]))
+
+
+@dataclass(frozen=True, slots=True)
 class PushResult:
     name: str
     digest: str

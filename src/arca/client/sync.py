@@ -32,6 +32,7 @@ from arca.client.models import (
     ArtifactPage,
     ArtifactRecord,
     ArtifactSummary,
+    LabelResult,
     PullResult,
     PushResult,
     Referrer,
@@ -253,6 +254,16 @@ class ArcaClient:
         until: datetime | timedelta | None = None,
     ) -> builtins.list[str]:
         return self._run(self._client.delete_by_label(name, labels, since=since, until=until))
+
+    def label(
+        self,
+        name: str,
+        reference: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        remove: Sequence[str] = (),
+    ) -> LabelResult:
+        return self._run(self._client.label(name, reference, labels, remove=remove))
 
     def tag(self, name: str, reference: str, tag: str, *, force: bool = False) -> str:
         return self._run(self._client.tag(name, reference, tag, force=force))

@@ -7,16 +7,26 @@ follower) stay consistent with every other way of deleting a manifest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from arca.control.entries import IndexEntry
 from arca.control.index import EVERY_TIME, ArtifactIndex, IndexPage, TimeWindow, check_filters
 from arca.control.verify import Verification, Verifier
-from arca.errors import ManifestUnknown, NameUnknown, ParameterInvalid
-from arca.formats.artifact import Artifact, decode_artifact
+from arca.errors import ManifestInvalid, ManifestUnknown, NameUnknown, ParameterInvalid
+from arca.formats.artifact import Artifact, decode_artifact, labels_from_annotations
 from arca.formats.digest import Digest
+from arca.formats.labels import (
+    EMPTY,
+    LABELS_ARTIFACT_TYPE,
+    check_labels,
+    fold,
+    label_manifest,
+    label_time,
+)
 from arca.formats.manifest import parse_manifest
+from arca.registry.events import ArtifactLabelled
 from arca.registry.registry import Registry
 from arca.registry.tags import repository_exists
 
@@ -38,10 +48,23 @@ class ArtifactRecord:
     pushed: bool
     """True when `created` is the first-seen time."""
     artifact: Artifact
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The labels now: the pushed ones (`artifact.labels`) with label artifacts applied."""
 
     @property
     def size(self) -> int:
         return sum(file.size for file in self.artifact.files)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelResult:
+    name: str
+    digest: Digest
+    """The labelled artifact (unchanged)."""
+    label_digest: Digest
+    """The label artifact that records the change."""
+    labels: dict[str, str]
+    """The artifact's labels now."""
 
 
 class ArtifactControl:
@@ -53,7 +76,9 @@ class ArtifactControl:
     @classmethod
     def attach(cls, registry: Registry) -> ArtifactControl:
         """The control plane over `registry`, its index following the registry's events."""
-        index = ArtifactIndex(registry.driver, registry.blobs, registry.tags, registry.manifests)
+        index = ArtifactIndex(
+            registry.driver, registry.blobs, registry.tags, registry.manifests, registry.referrers
+        )
         registry.events.followers.append(index)
         return cls(registry, index)
 
@@ -107,7 +132,9 @@ class ArtifactControl:
             meta = await self._registry.blobs.recorded_meta(revision.digest)
             first_seen = entry.created if entry else int(meta.created) if meta else 0
             created, pushed = first_seen, True
+        entry = await self.index.entry(name, revision.digest)
         return ArtifactRecord(
+            labels=dict(artifact.labels) if entry is None else dict(entry.labels),
             name=name,
             digest=revision.digest,
             media_type=revision.media_type,
@@ -120,6 +147,62 @@ class ArtifactControl:
             pushed=pushed,
             artifact=artifact,
         )
+
+    async def label(
+        self,
+        name: str,
+        reference: str,
+        labels: Mapping[str, str],
+        removed: Sequence[str] = (),
+        actor: str | None = None,
+    ) -> LabelResult:
+        """Set `labels` and remove `removed` on the artifact `reference` names, without
+        changing its digest: a label artifact whose subject it is (arca.formats.labels),
+        pushed like any manifest (quotas apply), then folded into the index."""
+        check_labels(labels, removed)
+        revision = await self._registry.manifests.revision(name, reference)
+        if revision.subject is not None:
+            known = await self.index.entry(name, revision.digest)
+            if known is not None and known.artifact_type == LABELS_ARTIFACT_TYPE:
+                raise ManifestInvalid("a label artifact cannot be labelled; label its subject")
+        changes = await self.index.label_changes(name, revision.digest)
+        moment = datetime.now(UTC)
+        newest = max((c.time for c in changes), default="")
+        if label_time(moment) <= newest:  # another replica's clock ran ahead: stay after it
+            moment = datetime.strptime(newest, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+            moment += timedelta(microseconds=1)
+        subject = {
+            "mediaType": revision.media_type,
+            "digest": str(revision.digest),
+            "size": revision.size,
+        }
+        data = label_manifest(subject, labels, removed, label_time(moment))
+        empty = Digest.of(EMPTY)
+        await self._registry.blobs.put_small(EMPTY, empty)
+        await self._registry.blobs.link(name, empty)
+        result = await self._registry.manifests.put(
+            name, str(Digest.of(data)), data, "application/vnd.oci.image.manifest.v1+json"
+        )
+        entry = await self.index.labels_changed(name, revision.digest)
+        if entry is not None:
+            now = dict(entry.labels)
+        else:  # not indexed (an image index): fold what storage holds
+            stored = await self._registry.manifests.get(name, str(revision.digest))
+            manifest = parse_manifest(stored.data, stored.revision.media_type)
+            pushed = labels_from_annotations(dict(manifest.annotations or {}))
+            now = fold(pushed, await self.index.label_changes(name, revision.digest))
+        await self._registry.events.publish(
+            ArtifactLabelled(
+                repository=name,
+                digest=revision.digest,
+                label_digest=result.digest,
+                set=dict(labels),
+                removed=tuple(removed),
+                labels=now,
+                actor=actor,
+            )
+        )
+        return LabelResult(name, revision.digest, result.digest, now)
 
     async def verify(self, name: str, reference: str) -> Verification:
         return await self._verifier.verify(name, reference)

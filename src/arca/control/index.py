@@ -19,6 +19,11 @@ pushes, see `manifest_stored`). When a second
 filter narrows the first, at most `SCAN_LIMIT` entries are read per request; the
 page may then hold fewer than `limit` entries and still carry a cursor.
 
+The labels of an entry are the artifact's pushed labels with its label artifacts
+applied (arca.formats.labels): a label artifact has only its `_index/digests/` object
+(it is no artifact of its own in listings), and its push or delete refolds its
+subject's entry from the subject's referrers. A rebuild folds the same way.
+
 The index is derived data: `rebuild` rewrites it from the manifests in storage, and a
 follower's failure (logged by the event Publisher) is repaired the same way.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 import time
@@ -43,14 +49,16 @@ from arca.errors import (
     NameUnknown,
     ParameterInvalid,
 )
-from arca.formats.artifact import created_from_annotations
+from arca.formats.artifact import created_from_annotations, labels_from_annotations
 from arca.formats.digest import Digest
+from arca.formats.labels import LABELS_ARTIFACT_TYPE, LabelChange, change_from_descriptor, fold
 from arca.formats.manifest import Manifest, parse_manifest
 from arca.formats.mediatypes import is_index_media_type
 from arca.registry.blobs import BlobStore
 from arca.registry.catalog import Catalog
 from arca.registry.events import DomainEvent, ManifestDeleted, ManifestPushed, TagDeleted
 from arca.registry.manifests import ManifestStore
+from arca.registry.referrers import ReferrerStore
 from arca.registry.tags import TagStore, repository_exists
 from arca.storage import layout
 from arca.storage.driver import Driver, PathNotFound
@@ -114,12 +122,18 @@ class ArtifactIndex:
     """Keeps the index (an `EventSink` following the registry) and answers listings."""
 
     def __init__(
-        self, driver: Driver, blobs: BlobStore, tags: TagStore, manifests: ManifestStore
+        self,
+        driver: Driver,
+        blobs: BlobStore,
+        tags: TagStore,
+        manifests: ManifestStore,
+        referrers: ReferrerStore | None = None,
     ) -> None:
         self._driver = driver
         self._blobs = blobs
         self._tags = tags
         self._manifests = manifests
+        self._referrers = referrers or ReferrerStore(driver)
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[str, list[_Pending]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
@@ -152,6 +166,12 @@ class ArtifactIndex:
         per batch instead of a lock and a round of writes each, one after the other.
         """
         if manifest.is_index:
+            return
+        if _is_label_artifact(manifest) and manifest.subject is not None:
+            # Not an artifact of its own: only its digest object, then its subject refolded.
+            entry = await self._entry_for(name, digest, manifest, ())
+            await self._write(name, entry, None)
+            await self.labels_changed(name, manifest.subject.digest)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(name, []).append(_Pending(digest, manifest, tags, future))
@@ -198,7 +218,7 @@ class ArtifactIndex:
             tags = merge_tags(tags, push.tags)
         digest, manifest = pushes[0].digest, pushes[0].manifest
         known = await self.entry(name, digest)
-        entry = await self._entry_for(digest, manifest, tags)
+        entry = await self._entry_for(name, digest, manifest, tags)
         if known is not None:
             entry = entry.with_tags(merge_tags(known.tags, tags))
             if known == entry:
@@ -212,6 +232,40 @@ class ArtifactIndex:
         await _delete_all(self._driver, _entry_paths(name, known))
         with suppress(PathNotFound):
             await self._driver.delete(layout.index_digest(name, digest))
+        if _is_label_entry(known) and known.subject is not None:
+            await self.labels_changed(name, known.subject)
+
+    async def labels_changed(self, name: str, digest: Digest) -> IndexEntry | None:
+        """Refold the labels of `digest`'s entry from its label artifacts; the entry
+        (None when the artifact is not indexed, e.g. not pushed yet)."""
+        async with self._serialized(name):
+            known = await self.entry(name, digest)
+            if known is None:
+                return None
+            try:
+                stored = await self._manifests.get(name, str(digest))
+            except (ManifestUnknown, BlobUnknown):
+                return known  # being deleted: its own delete drops the entry
+            manifest = parse_manifest(stored.data, stored.revision.media_type)
+            pushed = labels_from_annotations(dict(manifest.annotations or {}))
+            labels = fold(pushed, await self.label_changes(name, digest))
+            if labels == dict(known.labels):
+                return known
+            entry = dataclasses.replace(known, labels=labels)
+            await self._write(name, entry, known)
+            return entry
+
+    async def label_changes(self, name: str, digest: Digest) -> list[LabelChange]:
+        """Every label artifact of `digest` in `name`, from its referrer entries."""
+        changes: list[LabelChange] = []
+        last: str | None = None
+        while True:
+            descriptors, last = await self._referrers.page(
+                name, digest, LABELS_ARTIFACT_TYPE, SCAN_LIMIT, last
+            )
+            changes += [c for d in descriptors if (c := change_from_descriptor(d)) is not None]
+            if last is None:
+                return changes
 
     async def tag_deleted(self, name: str, tag: str, digest: Digest) -> None:
         async with self._serialized(name):
@@ -374,18 +428,24 @@ class ArtifactIndex:
                 extra={"repository": name, "digest": str(digest)},  # "name": a LogRecord field
             )
             return None
-        return await self._entry_for(digest, manifest, tags)
+        return await self._entry_for(name, digest, manifest, tags)
 
     # -- storage ------------------------------------------------------------------------
 
     async def _entry_for(
-        self, digest: Digest, manifest: Manifest, tags: tuple[str, ...]
+        self, name: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...]
     ) -> IndexEntry:
         first_seen = 0.0
         if created_from_annotations(dict(manifest.annotations or {})) is None:
             meta = await self._blobs.recorded_meta(digest)
             first_seen = time.time() if meta is None else meta.created
-        return IndexEntry.from_manifest(digest, manifest, tags, first_seen)
+        entry = IndexEntry.from_manifest(digest, manifest, tags, first_seen)
+        if _is_label_artifact(manifest):
+            return entry
+        changes = await self.label_changes(name, digest)
+        if not changes:
+            return entry
+        return dataclasses.replace(entry, labels=fold(entry.labels, changes))
 
     async def _write(self, name: str, entry: IndexEntry, previous: IndexEntry | None) -> None:
         """The digest object first, so a delete can always find what may exist.
@@ -433,7 +493,18 @@ def check_filters(filters: Mapping[str, str]) -> None:
             )
 
 
+def _is_label_artifact(manifest: Manifest) -> bool:
+    return manifest.artifact_type == LABELS_ARTIFACT_TYPE and manifest.subject is not None
+
+
+def _is_label_entry(entry: IndexEntry) -> bool:
+    return entry.artifact_type == LABELS_ARTIFACT_TYPE and entry.subject is not None
+
+
 def _entry_paths(name: str, entry: IndexEntry) -> list[str]:
+    """A label artifact has no listing objects, only its digest object."""
+    if _is_label_entry(entry):
+        return []
     return [
         layout.index_entry(name, entry.key),
         *(

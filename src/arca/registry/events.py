@@ -174,6 +174,35 @@ class TagDeleted(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ArtifactLabelled(DomainEvent):
+    """Labels added to or removed from an artifact after its push, by a label artifact
+    (`label_digest`) whose subject it is (docs/artifacts.md, "Labels after the push")."""
+
+    type: ClassVar[str] = "artifact.labelled"
+    digest: Digest
+    label_digest: Digest
+    set: Mapping[str, str] = field(default_factory=dict)
+    removed: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The artifact's labels now (pushed ones with every label artifact applied)."""
+
+    @property
+    def subject(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+    def data(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "digest": str(self.digest),
+            "labelDigest": str(self.label_digest),
+            "set": dict(self.set),
+            "removed": list(self.removed),
+            "labels": dict(self.labels),
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _BlobEvent(DomainEvent):
     digest: Digest
 
@@ -452,6 +481,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ManifestPulled,
     TagMoved,
     TagDeleted,
+    ArtifactLabelled,
     BlobUploaded,
     BlobLinked,
     BlobUnlinked,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from starlette.endpoints import HTTPEndpoint
@@ -11,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from arca.api import _http
 from arca.api.control import _http as _query
 from arca.api.control import shapes
+from arca.errors import ParameterInvalid
 
 
 class ArtifactsEndpoint(HTTPEndpoint):
@@ -79,3 +81,39 @@ async def verify(request: Request) -> Response:
     name, reference = _http.name(request), request.path_params["reference"]
     result = await _query.control(request).verify(name, reference)
     return JSONResponse(shapes.verification(result))
+
+
+_LABEL_BODY_LIMIT = 256 << 10
+
+
+async def label(request: Request) -> Response:
+    """Add or remove labels without changing the artifact's digest (docs/artifacts.md,
+    "Labels after the push"): body `{"set": {key: value}, "remove": [key]}`."""
+    name, reference = _http.name(request), request.path_params["reference"]
+    raw = await _http.read_body(
+        request,
+        _LABEL_BODY_LIMIT,
+        ParameterInvalid(f"a label request body is at most {_LABEL_BODY_LIMIT} bytes"),
+    )
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ParameterInvalid('the body must be JSON: {"set": {…}, "remove": […]}') from None
+    if not isinstance(body, dict) or set(body) - {"set", "remove"}:
+        raise ParameterInvalid('the body must be an object with "set" and/or "remove"')
+    labels, removed = body.get("set", {}), body.get("remove", [])
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise ParameterInvalid('"set" must map label keys to string values')
+    if not isinstance(removed, list) or not all(isinstance(k, str) for k in removed):
+        raise ParameterInvalid('"remove" must be an array of label keys')
+    actor = getattr(request.state, "user", None) or None
+    result = await _query.control(request).label(name, reference, labels, removed, actor)
+    return JSONResponse(
+        {
+            "name": result.name,
+            "digest": str(result.digest),
+            "label_digest": str(result.label_digest),
+            "labels": result.labels,
+        },
+        status_code=201,
+    )

@@ -131,7 +131,12 @@ SCHEMAS: dict[str, Any] = {
             "tags": {"type": "array", "items": {"type": "string"}},
             "created": {"type": "string", "format": "date-time"},
             "created_source": _CREATED_SOURCE,
-            "labels": _LABELS,
+            "labels": {
+                **_LABELS,
+                "description": "The labels now: `pushed_labels` with every label artifact "
+                'applied, newest last (docs/artifacts.md, "Labels after the push").',
+            },
+            "pushed_labels": {**_LABELS, "description": "The labels the artifact was pushed with."},
             "title": {"type": "string"},
             "version": {"type": "string"},
             "size": {"type": "integer"},
@@ -149,6 +154,22 @@ SCHEMAS: dict[str, Any] = {
                     ),
                 ]
             },
+        }
+    ),
+    "LabelChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "set": {**_LABELS, "description": "Labels to set (key to value)."},
+            "remove": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "LabelResult": _object(
+        {
+            "name": {"type": "string"},
+            "digest": {**_DIGEST, "description": "The labelled artifact (unchanged)."},
+            "label_digest": {**_DIGEST, "description": "The label artifact recording it."},
+            "labels": _LABELS,
         }
     ),
     "Hashes": _object(
@@ -457,6 +478,21 @@ PATHS: dict[str, Any] = {
             "operationId": "getArtifact",
             "summary": "One artifact: tags, digests, labels, files, size, created time.",
             "responses": {"200": _json("ArtifactRecord", "The artifact."), **_ERRORS},
+        },
+    },
+    "/api/v1/repositories/{name}/artifacts/{reference}/labels": {
+        "parameters": [_NAME, _REFERENCE],
+        "post": {
+            "operationId": "labelArtifact",
+            "summary": "Set or remove labels without changing the artifact's digest.",
+            "description": "Pushes a label artifact (`application/vnd.arca.labels.v1+json`) "
+            "whose subject is the artifact; listings, `latest` and records show the folded "
+            "labels at once. Needs push. 403 `DENIED` over a quota.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("LabelChange")}},
+            },
+            "responses": {"201": _json("LabelResult", "The labels now."), **_ERRORS},
         },
     },
     "/api/v1/repositories/{name}/artifacts/{reference}/verify": {

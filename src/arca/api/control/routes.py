@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from arca.api.auth import LISTING, LOGIN, PUBLIC, guard
 from arca.api.control import artifacts, events, gc, retention
 from arca.api.control.openapi import openapi
-from arca.auth.policy import ADMIN, DELETE, PULL
+from arca.auth.policy import ADMIN, DELETE, PULL, PUSH
 
 CONTROL_ROUTES: list[BaseRoute] = [
     Route("/api/v1/openapi.json", guard(openapi, GET=PUBLIC)),
@@ -45,6 +45,10 @@ CONTROL_ROUTES: list[BaseRoute] = [
     Route(
         "/api/v1/repositories/{name:path}/artifacts/{reference}/verify",
         guard(artifacts.verify, POST=PULL),
+    ),
+    Route(
+        "/api/v1/repositories/{name:path}/artifacts/{reference}/labels",
+        guard(artifacts.label, POST=PUSH),
     ),
     Route(
         "/api/v1/repositories/{name:path}/artifacts/{reference}",
