@@ -248,11 +248,15 @@ class ArtifactIndex:
                 return known  # being deleted: its own delete drops the entry
             manifest = parse_manifest(stored.data, stored.revision.media_type)
             pushed = labels_from_annotations(dict(manifest.annotations or {}))
-            labels = fold(pushed, await self.label_changes(name, digest))
-            if labels == dict(known.labels):
-                return known
-            entry = dataclasses.replace(known, labels=labels)
+            changes = await self.label_changes(name, digest)
+            entry = dataclasses.replace(known, labels=fold(pushed, changes))
+            # Every value the entry may ever have been listed under: a refold killed
+            # half way (the digest object written, listings not) is finished here.
+            ever = {*pushed.items(), *known.labels.items()}
+            ever.update(item for change in changes for item in change.set.items())
             await self._write(name, entry, known)
+            stale = {layout.index_label_entry(name, k, v, known.key) for k, v in ever}
+            await _delete_all(self._driver, stale - set(_entry_paths(name, entry)))
             return entry
 
     async def label_changes(self, name: str, digest: Digest) -> list[LabelChange]:
