@@ -97,6 +97,13 @@ def routes(name: str, manifest_digest: str, sessions: list[str]) -> list[tuple]:
             {},
         ),
         ("PUT", f"/v2/{name}/manifests/v2", PUSH, manifest, {"Content-Type": OCI_MANIFEST}),
+        (
+            "POST",
+            f"{api}/artifacts/v1/labels",
+            PUSH,
+            b'{"set": {"status": "pass"}}',
+            {"Content-Type": "application/json"},
+        ),
         ("DELETE", f"/v2/{name}/manifests/v2", DELETE, None, {}),
         ("DELETE", f"{api}/artifacts?label=a=b", DELETE, None, {}),
         ("DELETE", f"/v2/{name}/blobs/{LAYER_DIGEST}", DELETE, None, {}),

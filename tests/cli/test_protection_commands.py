@@ -86,3 +86,20 @@ def test_quota_without_rules_says_so(tmp_path, storage):
     result = make_invoke()("quota", "--storage", storage)
     assert result.exit_code == 2
     assert "no [[quotas]]" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[immutability]]\nrepositories = ["a"]\ntags = ["(v"]\n', "not a regular expression"),
+        ('[[quotas]]\nrepositories = ["a"]\nmax_bytes = -5\n', "quotas[0].max_bytes"),
+        ("[protection]\nusage_cache_seconds = nan\n", "protection.usage_cache_seconds"),
+        ('[[quotas]]\nrepositories = ["a//b"]\nmax_artifacts = 1\n', "cannot match"),
+    ],
+)
+def test_check_config_refuses_a_hostile_protection_config(tmp_path, text, message):
+    path = tmp_path / "arca.toml"
+    path.write_text(text)
+    result = make_invoke()("check-config", path)
+    assert result.exit_code == 2, result.output
+    assert message in result.output

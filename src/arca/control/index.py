@@ -51,7 +51,8 @@ from arca.errors import (
 )
 from arca.formats.artifact import created_from_annotations, labels_from_annotations
 from arca.formats.digest import Digest
-from arca.formats.labels import LABELS_ARTIFACT_TYPE, LabelChange, change_from_descriptor, fold
+from arca.formats.labels import LABELS_ARTIFACT_TYPE, LabelChange, change_from_descriptor
+from arca.formats.labels import fold as fold_labels
 from arca.formats.manifest import Manifest, parse_manifest
 from arca.formats.mediatypes import is_index_media_type
 from arca.registry.blobs import BlobStore
@@ -218,9 +219,12 @@ class ArtifactIndex:
             tags = merge_tags(tags, push.tags)
         digest, manifest = pushes[0].digest, pushes[0].manifest
         known = await self.entry(name, digest)
-        entry = await self._entry_for(name, digest, manifest, tags)
+        # A re-push keeps the labels already folded (no referrer listing needed).
+        entry = await self._entry_for(name, digest, manifest, tags, fold=known is None)
         if known is not None:
-            entry = entry.with_tags(merge_tags(known.tags, tags))
+            entry = dataclasses.replace(
+                entry, tags=merge_tags(known.tags, tags), labels=known.labels
+            )
             if known == entry:
                 return  # the same push again
         await self._write(name, entry, known)
@@ -249,7 +253,7 @@ class ArtifactIndex:
             manifest = parse_manifest(stored.data, stored.revision.media_type)
             pushed = labels_from_annotations(dict(manifest.annotations or {}))
             changes = await self.label_changes(name, digest)
-            entry = dataclasses.replace(known, labels=fold(pushed, changes))
+            entry = dataclasses.replace(known, labels=fold_labels(pushed, changes))
             # Every value the entry may ever have been listed under: a refold killed
             # half way (the digest object written, listings not) is finished here.
             ever = {*pushed.items(), *known.labels.items()}
@@ -437,19 +441,25 @@ class ArtifactIndex:
     # -- storage ------------------------------------------------------------------------
 
     async def _entry_for(
-        self, name: str, digest: Digest, manifest: Manifest, tags: tuple[str, ...]
+        self,
+        name: str,
+        digest: Digest,
+        manifest: Manifest,
+        tags: tuple[str, ...],
+        *,
+        fold: bool = True,
     ) -> IndexEntry:
         first_seen = 0.0
         if created_from_annotations(dict(manifest.annotations or {})) is None:
             meta = await self._blobs.recorded_meta(digest)
             first_seen = time.time() if meta is None else meta.created
         entry = IndexEntry.from_manifest(digest, manifest, tags, first_seen)
-        if _is_label_artifact(manifest):
+        if not fold or _is_label_artifact(manifest):
             return entry
         changes = await self.label_changes(name, digest)
         if not changes:
             return entry
-        return dataclasses.replace(entry, labels=fold(entry.labels, changes))
+        return dataclasses.replace(entry, labels=fold_labels(entry.labels, changes))
 
     async def _write(self, name: str, entry: IndexEntry, previous: IndexEntry | None) -> None:
         """The digest object first, so a delete can always find what may exist.
