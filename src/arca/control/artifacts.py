@@ -154,7 +154,6 @@ class ArtifactControl:
         reference: str,
         labels: Mapping[str, str],
         removed: Sequence[str] = (),
-        actor: str | None = None,
     ) -> LabelResult:
         """Set `labels` and remove `removed` on the artifact `reference` names, without
         changing its digest: a label artifact whose subject it is (arca.formats.labels),
@@ -199,7 +198,6 @@ class ArtifactControl:
                 set=dict(labels),
                 removed=tuple(removed),
                 labels=now,
-                actor=actor,
             )
         )
         return LabelResult(name, revision.digest, result.digest, now)

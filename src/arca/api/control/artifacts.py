@@ -106,8 +106,8 @@ async def label(request: Request) -> Response:
         raise ParameterInvalid('"set" must map label keys to string values')
     if not isinstance(removed, list) or not all(isinstance(k, str) for k in removed):
         raise ParameterInvalid('"remove" must be an array of label keys')
-    actor = getattr(request.state, "user", None) or None
-    result = await _query.control(request).label(name, reference, labels, removed, actor)
+    # The event's actor is the request's user, as for every event (`acting_as`).
+    result = await _query.control(request).label(name, reference, labels, removed)
     return JSONResponse(
         {
             "name": result.name,
