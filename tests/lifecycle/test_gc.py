@@ -12,7 +12,7 @@ import pytest
 from arca.config import GcSettings, Settings
 from arca.errors import BlobUnknown, ManifestUnknown
 from arca.formats.digest import Digest
-from arca.lifecycle.gc import Collector, CollectorBusy
+from arca.lifecycle.gc import PARSED, Collector, CollectorBusy, ParsedManifests
 from arca.lifecycle.trash import DeletedTags, Trash
 from arca.registry.manifests import Revision
 from arca.registry.registry import Registry
@@ -297,3 +297,32 @@ async def test_restore_leaves_a_newer_object_in_place() -> None:
 
     assert await registry.driver.get(path) == newer.encode()
     assert [r async for r in Trash(registry).records()] == []
+
+
+async def test_a_second_run_reads_no_manifest_again_and_the_cache_stays_bounded() -> None:
+    registry = new_registry()
+    digest, _ = await push_image(registry, "app", "v1", [b"layer a", b"layer b"])
+    PARSED.clear()
+    reads: list[Digest] = []
+    original = registry.blobs.read_all
+
+    async def counted(wanted: Digest) -> bytes:
+        reads.append(wanted)
+        return await original(wanted)
+
+    registry.blobs.read_all = counted  # type: ignore[method-assign]
+    first = await Collector(registry, registry.settings).run()
+    assert reads == [digest]
+    second = await Collector(registry, registry.settings).run()  # as the server's loop does
+    assert reads == [digest]
+    assert first.live == second.live  # the same decisions from what it remembered
+
+    small = ParsedManifests(max_digests=10)
+    parts = [Digest.of(b"%d" % n) for n in range(12)]
+    small.put(parts[0], MANIFEST, tuple(parts[1:5]), ())  # 5 digests
+    small.put(parts[5], MANIFEST, tuple(parts[6:10]), ())  # 10
+    assert small.get(parts[0], MANIFEST) is not None  # now the most recently used
+    small.put(parts[10], MANIFEST, (parts[11],), ())  # 12 > 10: the oldest goes
+    assert small.get(parts[5], MANIFEST) is None
+    assert small.get(parts[0], MANIFEST) == (tuple(parts[1:5]), ())
+    assert len(small) == 2
