@@ -46,17 +46,38 @@ class Tally:
     reused_mount: int = 0
     reuploaded: int = 0
     tag_moves: int = 0
+    retags: int = 0
     tag_deletes: int = 0
+    orphans_made: int = 0
     failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Orphans:
+    """Blobs uploaded and named by no manifest, made all through the soak, so that at
+    every moment some are at the edge of the grace period: the collector is judging
+    them while the clients HEAD, mount and name them (the race that loses blobs)."""
+
+    made: list[tuple[float, str, bytes]] = field(default_factory=list)
+    """(when, repository, data)."""
+
+    def edge(self, now: float) -> list[tuple[str, bytes]]:
+        grace = float(GC_ENV["ARCA_GC_GRACE_SECONDS"])
+        return [(name, data) for when, name, data in self.made if now - when >= grace - 1]
+
+
+def repository(client: int) -> str:
+    return f"team{client % 3}/app{client}"
 
 
 class Pusher:
     """A docker-like client: HEAD each blob, upload what is missing, PUT the manifest."""
 
-    def __init__(self, urls: list[str], tally: Tally, orphans: list[bytes]) -> None:
+    def __init__(self, urls: list[str], tally: Tally, orphans: Orphans) -> None:
         self.urls = urls
         self.tally = tally
         self.orphans = orphans
+        self.pushed: list[tuple[bytes, list[bytes]]] = []
         self.http = httpx.AsyncClient(timeout=60)
 
     def url(self) -> str:
@@ -85,10 +106,24 @@ class Pusher:
         if response.status_code != 201:
             self.tally.failures.append(f"upload {digest}: {response.status_code} {response.text}")
 
-    async def push(self, name: str, tag: str) -> None:
-        config = json.dumps({"tag": tag, "nonce": os.urandom(8).hex()}).encode()
-        fresh = [os.urandom(random.randint(512, 16384)) for _ in range(random.randint(1, 3))]
-        layers = random.sample(self.orphans, 2) + fresh
+    def old_layers(self, name: str) -> list[bytes]:
+        """Two orphans at the edge of the grace period, this repository's first."""
+        edge = self.orphans.edge(time.monotonic())
+        own = [data for where, data in edge if where == name]
+        others = [data for where, data in edge if where != name]
+        picked = random.sample(own, min(1, len(own)))
+        picked += random.sample(others, min(2 - len(picked), len(others)))
+        return picked
+
+    async def push(
+        self, name: str, tag: str, image: tuple[bytes, list[bytes]] | None = None
+    ) -> None:
+        if image is None:
+            config = json.dumps({"tag": tag, "nonce": os.urandom(8).hex()}).encode()
+            fresh = [os.urandom(random.randint(512, 16384)) for _ in range(random.randint(1, 3))]
+            layers = self.old_layers(name) + fresh
+        else:
+            config, layers = image  # an older image again: its layers may be orphans now
         await asyncio.gather(*(self.ensure_blob(name, blob) for blob in [config, *layers]))
         manifest = json.dumps(
             {
@@ -120,16 +155,22 @@ class Pusher:
             )
         else:
             self.tally.pushes += 1
+            self.pushed.append((config, layers))
 
     async def run(self, client: int, until: float) -> None:
         number = 0
+        name = repository(client)
         while time.monotonic() < until:
-            name = f"team{client % 3}/app{client}"
             number += 1
             await self.push(name, f"build-{number}")
-            if random.random() < 0.4:
+            if random.random() < 0.6:
                 await self.push(name, "latest")  # the tag moves; its old target is untagged
                 self.tally.tag_moves += 1
+            if len(self.pushed) > 2 and random.random() < 0.4:
+                # An old build promoted again: its manifest and layers, untagged and
+                # judged by the collector since, are re-used all at once.
+                await self.push(name, "stable", random.choice(self.pushed[:-1]))
+                self.tally.retags += 1
             if number > 2 and random.random() < 0.5:
                 old = f"build-{random.randint(1, number - 1)}"
                 deleted = await self.http.delete(f"{self.url()}/v2/{name}/manifests/{old}")
@@ -139,27 +180,39 @@ class Pusher:
                     self.tally.tag_deletes += 1
 
 
-async def seed_orphans(url: str, count: int) -> list[bytes]:
-    """Blobs pushed and never used by a manifest: what a later push re-uses."""
-    orphans = [os.urandom(random.randint(1024, 8192)) for _ in range(count)]
+async def make_orphans(url: str, orphans: Orphans, tally: Tally, until: float) -> None:
+    """Upload a blob no manifest names, into a client's repository or a seed one, every
+    few hundred milliseconds until `until`."""
     async with httpx.AsyncClient(timeout=60) as http:
-        for number, data in enumerate(orphans):
+        number = 0
+        while time.monotonic() < until:
+            data = os.urandom(random.randint(1024, 8192))
+            name = repository(number % CLIENTS) if number % 3 else f"seed{number % 4}"
             response = await http.post(
-                f"{url}/v2/seed{number % 4}/blobs/uploads/?digest={sha256(data)}", content=data
+                f"{url}/v2/{name}/blobs/uploads/?digest={sha256(data)}", content=data
             )
-            assert response.status_code == 201, response.text
-    return orphans
+            if response.status_code != 201:
+                tally.failures.append(f"orphan upload: {response.status_code}")
+            else:
+                orphans.made.append((time.monotonic(), name, data))
+                tally.orphans_made += 1
+            number += 1
+            await asyncio.sleep(0.2)
 
 
 async def soak(urls: list[str]) -> Tally:
     tally = Tally()
-    orphans = await seed_orphans(urls[0], 24)
-    await asyncio.sleep(4)  # older than the grace period: every collector run sees them
+    orphans = Orphans()
+    grace = float(GC_ENV["ARCA_GC_GRACE_SECONDS"])
+    until = time.monotonic() + grace + SOAK_SECONDS
+    seeding = asyncio.create_task(make_orphans(urls[0], orphans, tally, until))
+    await asyncio.sleep(grace)  # the first orphans reach the edge of the grace period
     pushers = [Pusher(urls, tally, orphans) for _ in range(CLIENTS)]
-    until = time.monotonic() + SOAK_SECONDS
     try:
         await asyncio.gather(*(p.run(n, until) for n, p in enumerate(pushers)))
+        await seeding
     finally:
+        seeding.cancel()
         for pusher in pushers:
             await pusher.http.aclose()
     return tally
@@ -188,13 +241,14 @@ async def pull_every_tag(url: str) -> int:
 
 def check(tally: Tally, pulled: int) -> None:
     print(
-        f"\ngc soak: {tally.pushes} pushes, {tally.reused_head} HEAD re-uses,"
-        f" {tally.reused_mount} mounts, {tally.reuploaded} uploads, {tally.tag_moves} tag moves,"
-        f" {tally.tag_deletes} tag deletes, {pulled} tags pulled back"
+        f"\ngc soak: {tally.pushes} pushes, {tally.orphans_made} orphans made,"
+        f" {tally.reused_head} HEAD re-uses, {tally.reused_mount} mounts,"
+        f" {tally.reuploaded} uploads, {tally.tag_moves} tag moves, {tally.retags} old"
+        f" builds re-tagged, {tally.tag_deletes} tag deletes, {pulled} tags pulled back"
     )
     assert tally.failures == []
     assert tally.pushes >= CLIENTS
-    assert tally.reused_head > 0
+    assert tally.reused_head > 0  # old blobs really were re-used beside the collector
     assert pulled > 0
 
 

@@ -326,3 +326,24 @@ async def test_a_second_run_reads_no_manifest_again_and_the_cache_stays_bounded(
     assert small.get(parts[5], MANIFEST) is None
     assert small.get(parts[0], MANIFEST) == (tuple(parts[1:5]), ())
     assert len(small) == 2
+
+
+async def test_an_old_untagged_manifest_tagged_again_during_a_run_is_kept() -> None:
+    # Promoting an old build (PUT of the same manifest under a new tag) after the
+    # mark judged it untagged: the PUT re-uses the stored revision, so it claims it.
+    registry = new_registry()
+    _, blobs = await push_image(registry, "app", "v1", [b"old build layer"])
+    data = manifest_bytes((blobs[0], 2), [(blobs[1], len(b"old build layer"))])
+    await registry.manifests.delete("app", "v1")
+    await age_past_grace()
+
+    async def promote_after_mark(step: str) -> None:
+        if step == "mark":
+            await registry.manifests.put("app", "stable", data, MANIFEST)
+
+    report = await Collector(registry, registry.settings, hook=promote_after_mark).run()
+
+    assert report.swept == []
+    digest = await registry.tags.resolve("app", "stable")
+    await pull_all(registry, "app", digest)
+    await no_collector_leftovers(registry)

@@ -363,8 +363,14 @@ class ManifestStore:
         async with self._events.batch():
             await self._events.publish(pushed)
             for _ in range(_PUSH_ATTEMPTS):
-                revision = await self._create_revision(name, fresh)
-                await self._reuse.written(layout.revision_link(name, digest), revision.encode())
+                revision, created = await self._create_revision(name, fresh)
+                if created:
+                    await self._reuse.written(layout.revision_link(name, digest), revision.encode())
+                elif not (await self._reuse.claim([self._revision_claim(name, digest)]))[0]:
+                    # Adopting a stored revision re-uses it (an old build tagged again):
+                    # claimed, like a layer, or a collector judging it untagged could
+                    # sweep it under the tag. Lost to a collector: create it again.
+                    continue
                 if manifest.subject is not None:
                     await self._referrers.add(
                         name,
@@ -380,23 +386,24 @@ class ManifestStore:
                 raise Unavailable(f"{name}@{digest} was deleted while being pushed; push again")
         return PutResult(digest, subject, tags)
 
-    async def _create_revision(self, name: str, fresh: Revision) -> Revision:
-        """The revision link: created with a new generation, or the one already there."""
+    async def _create_revision(self, name: str, fresh: Revision) -> tuple[Revision, bool]:
+        """The revision link: created with a new generation (True), or the one
+        already there (False)."""
         path = layout.revision_link(name, fresh.digest)
         while True:
             # Read first: a re-push (the common case) adopts the link without a failed
             # write, and a backend that cannot refuse an overwrite keeps the generation.
             with contextlib.suppress(PathNotFound):
-                return Revision.decode(await self._driver.get(path))
+                return Revision.decode(await self._driver.get(path)), False
             revision = replace(fresh, generation=uuid.uuid4().hex)
             try:
                 await self._driver.put(path, revision.encode(), if_absent=True)
             except AlreadyExists:
                 try:
-                    return Revision.decode(await self._driver.get(path))
+                    return Revision.decode(await self._driver.get(path)), False
                 except PathNotFound:
                     continue  # deleted between the two calls: create it
-            return revision
+            return revision, True
 
     async def _generation(self, name: str, digest: Digest) -> tuple[bool, str | None]:
         """Whether the revision link exists, and its generation."""
