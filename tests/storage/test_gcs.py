@@ -24,7 +24,13 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from arca.storage.driver import AlreadyExists, BackendUnavailable, PathNotFound
+from arca.storage.driver import (
+    AlreadyExists,
+    BackendUnavailable,
+    InvalidOffset,
+    PathNotFound,
+    StorageError,
+)
 from arca.storage.drivers.gcs import GRANULARITY, WRITER_SUFFIX, GCSDriver, _decode_state
 
 pytestmark = pytest.mark.anyio
@@ -64,7 +70,9 @@ async def raw_objects(driver: GCSDriver) -> dict[str, int]:
 
 
 async def writer_state(driver: GCSDriver, path: str) -> tuple[str | None, int, bytes]:
-    return _decode_state(path, await driver._client().download(driver.bucket, path + WRITER_SUFFIX))
+    raw = await driver._client().download(driver.bucket, path + WRITER_SUFFIX)
+    state = _decode_state(path, raw)
+    return state.session, state.offset, state.tail
 
 
 async def test_session_offset_and_tail_live_in_the_state_object(make_driver: MakeDriver) -> None:
@@ -105,19 +113,80 @@ async def test_a_writer_holds_at_most_one_chunk_in_memory(make_driver: MakeDrive
     assert await make_driver().get("big") == data
 
 
-async def test_bytes_sent_but_never_recorded_are_reported_not_rewound(
-    make_driver: MakeDriver,
-) -> None:
-    """A writer killed after sending a chunk leaves the session ahead of its state: a
-    session cannot be rewound, so the resumed writer says how much GCS holds (the
-    registry then asks the client to restart the upload rather than guess)."""
-    writer = await make_driver().writer("u/data")
+async def crash_after_sending_a_chunk(make_driver: MakeDriver, path: str, chunk: bytes) -> None:
+    """A writer that records one 256 KiB unit, then is killed (no close) after sending
+    `chunk` (a whole chunk: it goes out) that it never recorded."""
+    writer = await make_driver().writer(path)
     await writer.write(b"1" * GRANULARITY)
     await writer.close()
-    crashed = await make_driver().writer("u/data", append=True)
-    await crashed.write(b"X" * (4 * GRANULARITY))  # a whole chunk goes out; no close()
+    crashed = await make_driver().writer(path, append=True)
+    await crashed.write(chunk)
+    session, offset, _ = await writer_state(make_driver(), path)
+    assert session is not None
+    assert offset == GRANULARITY  # the state still counts only the first unit
+
+
+async def test_a_session_ahead_of_its_state_resumes_at_the_recorded_size(
+    make_driver: MakeDriver,
+) -> None:
+    """After a writer was killed having sent bytes it never recorded, another process
+    resumes at the size the state counts; the same bytes written again are not sent
+    twice (a session cannot be rewound) and the object comes out whole."""
+    chunk = os.urandom(4 * GRANULARITY)
+    await crash_after_sending_a_chunk(make_driver, "u/data", chunk)
     resumed = await make_driver().writer("u/data", append=True)
-    assert resumed.size == 5 * GRANULARITY
+    assert resumed.size == GRANULARITY
+    await resumed.write(chunk[:1000])  # resumed in pieces, across another process
+    await resumed.close()
+    resumed = await make_driver().writer("u/data", append=True)
+    assert resumed.size == GRANULARITY + 1000
+    await resumed.write(chunk[1000:] + b"tail")
+    await resumed.commit()
+    assert await make_driver().get("u/data") == b"1" * GRANULARITY + chunk + b"tail"
+
+
+async def test_other_bytes_than_the_session_holds_never_finish_the_object(
+    make_driver: MakeDriver,
+) -> None:
+    """The resumed upload sends different bytes where the session already holds some
+    (another replica's, or a killed writer's): GCS's crc32c of the finished object
+    differs from what was written, so commit refuses and leaves no object behind."""
+    await crash_after_sending_a_chunk(make_driver, "u/data", b"X" * (4 * GRANULARITY))
+    resumed = await make_driver().writer("u/data", append=True)
+    await resumed.write(b"Y" * (4 * GRANULARITY) + b"tail")
+    with pytest.raises(StorageError, match="crc32c"):
+        await resumed.commit()
+    assert "u/data" not in await raw_objects(make_driver())
+
+
+async def test_a_writer_cut_back_below_what_the_session_holds_checks_the_rest(
+    make_driver: MakeDriver,
+) -> None:
+    """The registry cuts an upload back to the size it recorded when a process was
+    killed between closing the writer and recording the size: GCS already holds the
+    bytes after it, so the re-sent bytes are checked against them, not sent."""
+    first, second = os.urandom(GRANULARITY), os.urandom(GRANULARITY)
+    for replay, finishes in ((second, True), (os.urandom(GRANULARITY), False)):
+        path = f"u/{finishes}"
+        writer = await make_driver().writer(path)
+        await writer.write(first)
+        await writer.close()
+        writer = await make_driver().writer(path, append=True)
+        await writer.write(second)
+        await writer.close()
+        resumed = await make_driver().writer(path, append=True)
+        with pytest.raises(InvalidOffset):
+            await resumed.truncate(1000)  # a size it was never saved at
+        await resumed.truncate(GRANULARITY)
+        assert resumed.size == GRANULARITY
+        await resumed.write(replay)
+        if finishes:
+            await resumed.commit()
+            assert await make_driver().get(path) == first + second
+        else:
+            with pytest.raises(StorageError, match="crc32c"):
+                await resumed.commit()
+            assert not await make_driver().exists(path)
 
 
 async def test_a_finished_or_expired_session_is_path_not_found(make_driver: MakeDriver) -> None:
@@ -183,6 +252,67 @@ async def test_create_only_sends_if_generation_match_0_and_reads_412_as_already_
     [query] = _PreconditionEndpoint.queries
     assert query["ifGenerationMatch"] == ["0"]
     assert query["name"] == ["tags/v1/link"]
+
+
+class _ReplacedEndpoint(BaseHTTPRequestHandler):
+    """GCS as it answers a compare-and-delete whose object was replaced between the read
+    and the delete: metadata and media of generation 7, then 412 to the delete sent
+    with ifGenerationMatch=7 (gcp-storage-emulator ignores the precondition)."""
+
+    requests: list[tuple[str, str, dict[str, list[str]]]] = []
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        type(self).requests.append(("GET", unquote(url.path), query))
+        if query.get("alt") == ["media"]:
+            self._answer(200, b"digest-1")
+        else:
+            item = {
+                "name": "t/link",
+                "size": "8",
+                "generation": "7",
+                "updated": "2026-01-01T00:00:00Z",
+            }
+            self._answer(200, json.dumps(item).encode())
+
+    def do_DELETE(self) -> None:
+        url = urlsplit(self.path)
+        type(self).requests.append(("DELETE", unquote(url.path), parse_qs(url.query)))
+        self._answer(
+            412, json.dumps({"error": {"code": 412, "message": "conditionNotMet"}}).encode()
+        )
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_delete_if_deletes_only_the_generation_it_read_and_reads_412_as_replaced() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ReplacedEndpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    driver = GCSDriver(
+        "b", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", anonymous=True
+    )
+    _ReplacedEndpoint.requests.clear()
+    try:
+        assert not await driver.delete_if("t/link", b"digest-1")
+        assert not await driver.delete_if("t/link", b"digest-2")  # other bytes: no delete
+    finally:
+        await driver.close()
+        server.shutdown()
+        server.server_close()
+    methods = [(method, query) for method, _, query in _ReplacedEndpoint.requests]
+    media = [query for method, query in methods if query.get("alt") == ["media"]]
+    assert media == [{"alt": ["media"], "generation": ["7"]}] * 2  # that generation's bytes
+    deletes = [query for method, query in methods if method == "DELETE"]
+    assert deletes == [{"ifGenerationMatch": ["7"]}]  # once: the 412 is not retried
 
 
 # -- signed URLs ----------------------------------------------------------------------

@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -295,6 +296,22 @@ class AzureBlobDriver(Driver):
                     await self._blob(name).delete_blob()
 
         await asyncio.gather(*(remove(name) for name in mine))
+
+    async def delete_if(self, path: str, expected: bytes) -> bool:
+        """GET, compare, then Delete Blob with `If-Match` on the ETag read: Azure refuses
+        the delete (412) if the blob was replaced meanwhile."""
+        blob = self._blob(self._key(path))
+        try:
+            with _map_errors(path):
+                downloader = await blob.download_blob()
+                if await downloader.readall() != expected:
+                    return False
+                await blob.delete_blob(
+                    etag=downloader.properties.etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (PathNotFound, AlreadyExists):  # gone, or replaced (412): not ours to delete
+            return False
+        return True
 
     async def move(self, source: str, destination: str) -> None:
         source_key, destination_key = self._key(source), self._key(destination)
@@ -567,6 +584,29 @@ class _AzureWriter(FileWriter):
         await self._driver._discard_writer(self._path, self._key + WRITER_SUFFIX)
         with contextlib.suppress(PathNotFound), _map_errors(self._path):
             await self._driver._blob(self._key + WRITER_SUFFIX).delete_blob()
+
+    async def truncate(self, size: int) -> None:
+        """Cut at a block boundary (every `close()` ends a block, so every size a writer
+        was closed at is one): a staged block cannot be read back to cut inside it.
+        The blocks dropped stay uncommitted on the staging blob, named by no commit."""
+        self._check_open()
+        kept, total = 0, 0
+        for _, block_size in self._blocks:
+            if total + block_size > size:
+                break
+            kept += 1
+            total += block_size
+        if not 0 <= size <= self._size:
+            raise InvalidOffset(self._path, size)
+        if kept < len(self._blocks):
+            if total != size:
+                raise InvalidOffset(self._path, size)  # inside a staged block
+            del self._blocks[kept:]
+            self._buffer = bytearray()
+        else:
+            del self._buffer[size - total :]
+        self._size = size
+        await self.save()
 
     async def save(self) -> None:
         """Write the state blob: the staging token and the staged blocks, in order."""

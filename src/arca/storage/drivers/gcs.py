@@ -56,6 +56,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import google_crc32c
 from gcloud.aio.auth import IamClient, Token
 from gcloud.aio.storage import Blob, Storage
 
@@ -83,7 +84,11 @@ DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]
 
 _DELETE_CONCURRENCY = 16
-_STATE_MAGIC = b"arca-gcs-writer 1\n"
+_STATE_MAGICS = (b"arca-gcs-writer 1\n", b"arca-gcs-writer 2\n")
+_STATE_MAGIC = _STATE_MAGICS[-1]
+_MARKS = 8
+"""Sizes (with their crc32c) a writer remembers it was saved at: the registry cuts an
+upload back to the size it last recorded, which is one of the last two."""
 _STATE_HEADER = struct.Struct(">I")
 _RANGE = re.compile(r"bytes=0-(\d+)")
 _CONTENT_RANGE_TOTAL = re.compile(r"bytes [^/]*/(\d+)")
@@ -279,6 +284,28 @@ class GCSDriver(Driver):
 
         await asyncio.gather(*(remove(name) for name in mine))
 
+    async def delete_if(self, path: str, expected: bytes) -> bool:
+        """Read the object's generation, then its bytes of exactly that generation;
+        if they are `expected`, delete with `ifGenerationMatch` on it: GCS refuses the
+        delete (412) once another write has replaced the object."""
+        key = self._key(path)
+        storage = self._client()
+        try:
+            item = await self._retry(path, lambda: storage.download_metadata(self.bucket, key))
+            generation = str(item["generation"])
+            if int(item["size"]) != len(expected):
+                return False
+            stream = self._stream(path, key, generation=generation)
+            if b"".join([piece async for piece in stream]) != expected:
+                return False
+            await self._retry(
+                path,
+                lambda: storage.delete(self.bucket, key, params={"ifGenerationMatch": generation}),
+            )
+        except (PathNotFound, AlreadyExists):  # gone, or replaced (412): not ours to delete
+            return False
+        return True
+
     async def move(self, source: str, destination: str) -> None:
         source_key, destination_key = self._key(source), self._key(destination)
         storage = self._client()
@@ -299,19 +326,23 @@ class GCSDriver(Driver):
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         key = self._key(path)
         if not append:
-            writer = _GCSWriter(self, path, key, None, 0, b"")
+            writer = _GCSWriter(self, path, key, _WriterState(None, 0, 0, 0, (), b""))
             await writer.save()
             return writer
-        state = b"".join([piece async for piece in self._stream(path, key + WRITER_SUFFIX)])
-        session, offset, tail = _decode_state(path, state)
-        if session is not None:
-            persisted = await self._persisted(path, session)
+        raw = b"".join([piece async for piece in self._stream(path, key + WRITER_SUFFIX)])
+        state = _decode_state(path, raw)
+        writer = _GCSWriter(self, path, key, state)
+        if state.session is not None:
+            persisted = await self._persisted(path, state.session)
             if persisted is None:
                 raise PathNotFound(path)  # the session expired or was finished elsewhere
-            if persisted != offset:
-                # Bytes a killed writer sent but never recorded: they can't be rewound.
-                return _GCSWriter(self, path, key, session, persisted, b"", saved=False)
-        return _GCSWriter(self, path, key, session, offset, tail)
+            if persisted < state.offset:
+                raise StorageError(f"GCS lost bytes of the upload session of {path!r}")
+            # More than the state says: a writer killed after sending bytes it never
+            # recorded. They can't be rewound; the next writes are checked against them.
+            writer._offset = persisted
+            writer._settle()
+        return writer
 
     # -- the rest of the contract ------------------------------------------------------
 
@@ -428,18 +459,26 @@ class GCSDriver(Driver):
         await self._retry(path, upload, idempotent=not if_absent)
 
     async def _stream(
-        self, path: str, key: str, byte_range: str | None = None, offset: int = 0
+        self,
+        path: str,
+        key: str,
+        byte_range: str | None = None,
+        offset: int = 0,
+        *,
+        generation: str | None = None,
     ) -> AsyncIterator[bytes]:
-        """One GET of the object's media, in CHUNK_SIZE pieces."""
+        """One GET of the object's media (of one `generation`, if given), in CHUNK_SIZE
+        pieces."""
         headers = await self._headers()
         if byte_range is not None:
             headers["Range"] = byte_range
+        params = {"alt": "media"}
+        if generation is not None:
+            params["generation"] = generation
         session = self._http()
 
         async def start() -> aiohttp.ClientResponse:
-            response = await session.get(
-                self._object_url(key), params={"alt": "media"}, headers=headers
-            )
+            response = await session.get(self._object_url(key), params=params, headers=headers)
             if response.status not in (200, 206):
                 response.release()
                 _check(response, 200, 206)
@@ -532,11 +571,20 @@ class GCSDriver(Driver):
         return await self._retry(path, query)
 
     async def _send_chunk(
-        self, path: str, session_uri: str, start: int, data: bytes, total: int | None
-    ) -> int:
-        """Send `data` at `start` (`total`: this is the last chunk); returns the offset
-        GCS has persisted after it (all of `data`, or less: the caller sends the rest)."""
+        self,
+        path: str,
+        session_uri: str,
+        start: int,
+        data: bytes,
+        total: int | None,
+        crc32c: int | None = None,
+    ) -> tuple[int, dict[str, Any] | None]:
+        """Send `data` at `start` (`total`: this is the last chunk, `crc32c` the whole
+        object's, for GCS to check); returns the offset GCS has persisted after it (all of
+        `data`, or less: the caller sends the rest) and, once finished, the object."""
         headers = await self._headers()
+        if crc32c is not None:
+            headers["X-Goog-Hash"] = f"crc32c={_crc32c_text(crc32c)}"
         if data:
             end = start + len(data) - 1
             headers["Content-Range"] = f"bytes {start}-{end}/{'*' if total is None else total}"
@@ -551,10 +599,30 @@ class GCSDriver(Driver):
                 session_uri, headers=headers, data=data, timeout=timeout
             ) as response:
                 if total is not None and response.status in (200, 201):
-                    return total
+                    try:
+                        item = await response.json(content_type=None)
+                    except ValueError:
+                        item = None
+                    return total, item if isinstance(item, dict) else None
                 _check(response, 308)
                 persisted = _RANGE.fullmatch(response.headers.get("Range", ""))
-        return 0 if persisted is None else int(persisted.group(1)) + 1
+        return (0 if persisted is None else int(persisted.group(1)) + 1), None
+
+    async def _verify(self, path: str, key: str, item: dict[str, Any], crc32c: int) -> None:
+        """Compare a finished upload's crc32c with what was written; on a mismatch (bytes
+        another writer sent to the session) delete that generation and refuse."""
+        stored = item.get("crc32c")
+        if stored is None or stored == _crc32c_text(crc32c):
+            return
+        storage = self._client()
+        generation = item.get("generation")
+        params = {} if generation is None else {"ifGenerationMatch": str(generation)}
+        with contextlib.suppress(PathNotFound, AlreadyExists):
+            await self._retry(path, lambda: storage.delete(self.bucket, key, params=params))
+        raise StorageError(
+            f"GCS finished {path!r} with crc32c {stored}, not the {_crc32c_text(crc32c)}"
+            " of the bytes written: the session held other bytes; restart the upload"
+        )
 
     async def _cancel_session(self, path: str, session_uri: str) -> None:
         """Cancel a resumable session (best effort: unfinished sessions expire in a week;
@@ -567,8 +635,8 @@ class GCSDriver(Driver):
 
     async def _cancel_writer(self, path: str, state_key: str) -> None:
         try:
-            state = b"".join([piece async for piece in self._stream(path, state_key)])
-            session, _, _ = _decode_state(path, state)
+            raw = b"".join([piece async for piece in self._stream(path, state_key)])
+            session = _decode_state(path, raw).session
         except (PathNotFound, StorageError):
             return
         if session is not None:
@@ -628,31 +696,34 @@ class GCSDriver(Driver):
 
 
 class _GCSWriter(FileWriter):
-    """A resumable upload session with its offset and tail kept in `<key>.writer~`."""
+    """A resumable upload session with its offset, tail and checksum kept in `<key>.writer~`.
 
-    def __init__(
-        self,
-        driver: GCSDriver,
-        path: str,
-        key: str,
-        session: str | None,
-        offset: int,
-        tail: bytes,
-        *,
-        saved: bool = True,
-    ) -> None:
+    Three offsets: `_offset`, what the GCS session has persisted; `_at`, where the
+    buffer starts (bytes before it are folded into `_crc`); and `size`, `_at` plus the
+    buffer. Normally `_at == _offset`. After a writer was killed having sent bytes it
+    never recorded, or a truncate below `_offset`, the session is ahead (`_at <
+    _offset`, empty buffer): the next bytes written are not sent again (a session
+    cannot be rewound) but folded into the checksum, and `commit()` compares it with the
+    crc32c GCS computed of the finished object, so bytes that differ from the ones
+    written are never finalised silently.
+    """
+
+    def __init__(self, driver: GCSDriver, path: str, key: str, state: _WriterState) -> None:
         self._driver = driver
         self._path = path
         self._key = key
-        self._session = session
-        self._offset = offset  # bytes GCS has persisted
-        self._buffer = bytearray(tail)
-        self._saved = saved
+        self._session = state.session
+        self._offset = state.offset
+        self._at = state.at
+        self._crc = state.crc
+        self._marks = list(state.marks)
+        self._buffer = bytearray(state.tail)
+        self._saved = True
         self._ended = False
 
     @property
     def size(self) -> int:
-        return self._offset + len(self._buffer)
+        return self._at + len(self._buffer)
 
     async def write(self, data: bytes) -> None:
         """Buffer `data`, sending each chunk as it fills; the buffer never exceeds a chunk.
@@ -663,20 +734,40 @@ class _GCSWriter(FileWriter):
         self._check_open()
         chunk_size = self._driver.chunk_size
         rest = memoryview(data)
+        if rest:
+            self._saved = False
+        ahead = self._offset - self._at
+        if ahead > 0:  # bytes the session already holds at these offsets
+            taken = rest[:ahead]
+            rest = rest[len(taken) :]
+            self._fold(taken)
         while rest:
             taken = rest[: chunk_size - len(self._buffer)]
             rest = rest[len(taken) :]
             self._buffer += taken
-            self._saved = False
             if len(self._buffer) == chunk_size:
-                before = self._offset
                 try:
                     await self._send(chunk_size)
                 except BaseException:
                     # What GCS persisted stays counted; the rest of this call is dropped.
-                    keep = max(0, len(self._buffer) - len(taken) - (self._offset - before))
-                    del self._buffer[keep:]
+                    del self._buffer[max(0, len(self._buffer) - len(taken)) :]
                     raise
+
+    async def truncate(self, size: int) -> None:
+        """Cut inside the buffered tail, or back to a size the writer was saved at
+        (its checksum is remembered there). The session keeps the bytes after `size`:
+        the next bytes written are checked against them at `commit()`, not sent."""
+        self._check_open()
+        if not 0 <= size <= self.size:
+            raise InvalidOffset(self._path, size)
+        if size >= self._at:
+            del self._buffer[size - self._at :]
+        else:
+            crc = dict(self._marks).get(size)
+            if crc is None:
+                raise InvalidOffset(self._path, size)
+            self._at, self._crc, self._buffer = size, crc, bytearray()
+        await self.save()
 
     async def close(self) -> None:
         if self._ended:
@@ -697,12 +788,20 @@ class _GCSWriter(FileWriter):
         if self._session is None:
             await driver._upload(self._path, self._key, data)
         else:
-            total = self._offset + len(data)
-            persisted = await driver._send_chunk(
-                self._path, self._session, self._offset, data, total
+            total = self.size
+            if total < self._offset:
+                raise StorageError(
+                    f"GCS holds {self._offset} bytes of {self._path!r}, more than its"
+                    f" {total}: an upload session cannot be cut"
+                )
+            expected = None if self._crc is None else _crc32c(self._crc, data)
+            persisted, item = await driver._send_chunk(
+                self._path, self._session, self._offset, data, total, expected
             )
             if persisted != total:
                 raise StorageError(f"GCS did not finish the upload of {self._path!r}")
+            if expected is not None and item is not None:
+                await driver._verify(self._path, self._key, item, expected)
         storage = driver._client()
         with contextlib.suppress(PathNotFound):
             await driver._retry(
@@ -723,10 +822,20 @@ class _GCSWriter(FileWriter):
             )
 
     async def save(self) -> None:
-        """Write the state object: the session, its persisted offset and the tail."""
-        header = json.dumps({"session": self._session, "offset": self._offset}).encode()
-        state = _STATE_MAGIC + _STATE_HEADER.pack(len(header)) + header + bytes(self._buffer)
-        await self._driver._upload(self._path, self._key + WRITER_SUFFIX, state)
+        """Write the state object: the session, its offsets, checksums and the tail."""
+        if self._crc is not None:
+            size = self.size
+            marks = [mark for mark in self._marks if mark[0] != size]
+            self._marks = [*marks, (size, _crc32c(self._crc, self._buffer))][-_MARKS:]
+        state = _WriterState(
+            self._session,
+            self._offset,
+            self._at,
+            self._crc,
+            tuple(self._marks),
+            bytes(self._buffer),
+        )
+        await self._driver._upload(self._path, self._key + WRITER_SUFFIX, state.encode())
         self._saved = True
 
     def _check_open(self) -> None:
@@ -737,23 +846,72 @@ class _GCSWriter(FileWriter):
         self._ended = True
         self._buffer = bytearray()
 
+    def _fold(self, data: bytes | bytearray | memoryview) -> None:
+        """Count `data` as the next bytes of the object without buffering them."""
+        if self._crc is not None:
+            self._crc = _crc32c(self._crc, data)
+        self._at += len(data)
+
+    def _settle(self) -> None:
+        """Fold the buffered bytes the session now holds out of the buffer."""
+        held = min(self._offset - self._at, len(self._buffer))
+        if held > 0:
+            with memoryview(self._buffer) as view:
+                self._fold(view[:held])
+            del self._buffer[:held]
+
     async def _send(self, size: int) -> None:
         """Send the first `size` buffered bytes (a multiple of 256 KiB), all of them."""
         driver = self._driver
         if self._session is None:
             self._session = await driver._start_session(self._path, self._key)
-        sent = 0
-        while sent < size:
+        end = self._at + size
+        while self._offset < end:
             with memoryview(self._buffer) as view:
-                data = bytes(view[sent:size])
-            persisted = await driver._send_chunk(
+                data = bytes(view[: end - self._at])
+            persisted, _ = await driver._send_chunk(
                 self._path, self._session, self._offset, data, None
             )
             if persisted <= self._offset:
                 raise StorageError(f"GCS persisted nothing of a chunk of {self._path!r}")
-            sent += persisted - self._offset
+            # More than was sent: another writer's bytes, checked at commit().
             self._offset = persisted
-        del self._buffer[:size]
+            self._settle()
+
+
+@dataclass(frozen=True)
+class _WriterState:
+    """What `<key>.writer~` holds (see _GCSWriter for the offsets)."""
+
+    session: str | None
+    offset: int
+    at: int
+    crc: int | None
+    """crc32c of the first `at` bytes; None in a state written before checksums."""
+    marks: tuple[tuple[int, int], ...]
+    """(size, crc32c) at the last saves: sizes a writer can be cut back to."""
+    tail: bytes
+
+    def encode(self) -> bytes:
+        header = json.dumps(
+            {
+                "session": self.session,
+                "offset": self.offset,
+                "at": self.at,
+                "crc": self.crc,
+                "marks": [list(mark) for mark in self.marks],
+            }
+        ).encode()
+        return _STATE_MAGIC + _STATE_HEADER.pack(len(header)) + header + self.tail
+
+
+def _crc32c(crc: int, data: bytes | bytearray | memoryview) -> int:
+    return int(google_crc32c.extend(crc, bytes(data)))
+
+
+def _crc32c_text(crc: int) -> str:
+    """A crc32c as GCS writes it: base64 of its four big-endian bytes."""
+    return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
 def _info(path: str, item: dict[str, Any]) -> ObjectInfo:
@@ -761,17 +919,28 @@ def _info(path: str, item: dict[str, Any]) -> ObjectInfo:
     return ObjectInfo(path, int(item["size"]), updated.timestamp())
 
 
-def _decode_state(path: str, state: bytes) -> tuple[str | None, int, bytes]:
+def _decode_state(path: str, state: bytes) -> _WriterState:
     try:
-        if not state.startswith(_STATE_MAGIC):
+        version = next(
+            (n for n, magic in enumerate(_STATE_MAGICS, 1) if state.startswith(magic)), None
+        )
+        if version is None:
             raise ValueError("bad magic")
         start = len(_STATE_MAGIC) + _STATE_HEADER.size
         (length,) = _STATE_HEADER.unpack_from(state, len(_STATE_MAGIC))
         header = json.loads(state[start : start + length])
+        tail = state[start + length :]
         session = header["session"]
         offset = int(header["offset"])
         if session is not None and not isinstance(session, str):
             raise ValueError("bad session")
+        if version == 1:  # written before checksums: the tail follows the offset
+            return _WriterState(session, offset, offset, None, (), tail)
+        crc = header["crc"]
+        marks = tuple((int(size), int(value)) for size, value in header["marks"])
+        at = int(header["at"])
+        if at > offset or (tail and at != offset):
+            raise ValueError("a tail must start at the persisted offset")
     except (ValueError, KeyError, TypeError, struct.error) as exc:
         raise StorageError(f"unreadable writer state for {path!r}: {exc}") from exc
-    return session, offset, state[start + length :]
+    return _WriterState(session, offset, at, None if crc is None else int(crc), marks, tail)
