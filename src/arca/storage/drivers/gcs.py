@@ -575,7 +575,7 @@ class GCSDriver(Driver):
         path: str,
         session_uri: str,
         start: int,
-        data: bytes,
+        data: bytes | memoryview,
         total: int | None,
         crc32c: int | None = None,
     ) -> tuple[int, dict[str, Any] | None]:
@@ -750,7 +750,7 @@ class _GCSWriter(FileWriter):
                     await self._send(chunk_size)
                 except BaseException:
                     # What GCS persisted stays counted; the rest of this call is dropped.
-                    del self._buffer[max(0, len(self._buffer) - len(taken)) :]
+                    self._keep(0, max(0, len(self._buffer) - len(taken)))
                     raise
 
     async def truncate(self, size: int) -> None:
@@ -761,7 +761,7 @@ class _GCSWriter(FileWriter):
         if not 0 <= size <= self.size:
             raise InvalidOffset(self._path, size)
         if size >= self._at:
-            del self._buffer[size - self._at :]
+            self._keep(0, size - self._at)
         else:
             crc = dict(self._marks).get(size)
             if crc is None:
@@ -852,13 +852,22 @@ class _GCSWriter(FileWriter):
             self._crc = _crc32c(self._crc, data)
         self._at += len(data)
 
+    def _keep(self, start: int, stop: int) -> None:
+        """Cut the buffer to `[start:stop]`: in place, or as a copy while a view of it is
+        still held (by a send that failed half way)."""
+        try:
+            del self._buffer[stop:]
+            del self._buffer[:start]
+        except BufferError:
+            self._buffer = self._buffer[start:stop]
+
     def _settle(self) -> None:
         """Fold the buffered bytes the session now holds out of the buffer."""
         held = min(self._offset - self._at, len(self._buffer))
         if held > 0:
             with memoryview(self._buffer) as view:
                 self._fold(view[:held])
-            del self._buffer[:held]
+            self._keep(held, len(self._buffer))
 
     async def _send(self, size: int) -> None:
         """Send the first `size` buffered bytes (a multiple of 256 KiB), all of them."""
@@ -867,11 +876,12 @@ class _GCSWriter(FileWriter):
             self._session = await driver._start_session(self._path, self._key)
         end = self._at + size
         while self._offset < end:
-            with memoryview(self._buffer) as view:
-                data = bytes(view[: end - self._at])
-            persisted, _ = await driver._send_chunk(
-                self._path, self._session, self._offset, data, None
-            )
+            # Sent from the buffer itself (no copy: one chunk in memory, not two); the
+            # views are released before the buffer is cut.
+            with memoryview(self._buffer) as view, view[: end - self._at] as data:
+                persisted, _ = await driver._send_chunk(
+                    self._path, self._session, self._offset, data, None
+                )
             if persisted <= self._offset:
                 raise StorageError(f"GCS persisted nothing of a chunk of {self._path!r}")
             # More than was sent: another writer's bytes, checked at commit().
