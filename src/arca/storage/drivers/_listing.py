@@ -1,8 +1,8 @@
-"""Listing helpers shared by the object-store drivers (GCS, Azure Blob).
+"""Listing helpers shared by the object-store drivers (S3, GCS, Azure Blob).
 
 Object stores list keys in byte order with "directories" as `name/` prefixes, while
 the contract wants the names of direct children in code point order, without the
-reserved `~` names. (The S3 driver keeps its own copy of the same algorithm.)
+reserved `~` names.
 """
 
 from __future__ import annotations

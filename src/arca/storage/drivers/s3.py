@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import heapq
 import json
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
@@ -55,6 +54,7 @@ from arca.storage.driver import (
     StorageError,
     check_path,
 )
+from arca.storage.drivers._listing import in_name_order, is_object_path
 from arca.storage.options import DriverOptions, OptionError, secret
 
 MIN_PART_SIZE = 5 << 20
@@ -280,7 +280,7 @@ class S3Driver(Driver):
             # Every name after `start_after` has a key after this one; some keys after
             # it still belong to earlier names (e.g. `a/x` for `a-b`): filtered below.
             params["StartAfter"] = base + start_after
-        async for name in _in_name_order(self._children(prefix, base, params)):
+        async for name in in_name_order(self._children(prefix, base, params)):
             if start_after is None or name > start_after:
                 yield name
 
@@ -289,7 +289,7 @@ class S3Driver(Driver):
         async for page in self._pages(prefix, Prefix=base):
             for item in page.get("Contents", []):
                 path = item["Key"][len(self.prefix) :]
-                if _is_object_path(path):
+                if is_object_path(path):
                     yield ObjectInfo(path, int(item["Size"]), item["LastModified"].timestamp())
 
     # -- writing -----------------------------------------------------------------------
@@ -710,43 +710,8 @@ def _decode_state(path: str, state: bytes) -> tuple[str | None, list[_Part], byt
     return upload_id, parts, state[start + length :]
 
 
-def _is_object_path(path: str) -> bool:
-    try:
-        check_path(path)
-    except InvalidPath:
-        return False  # a writer's state, or a key some other tool wrote
-    return True
-
-
 def _past(page: dict[str, Any], key: str) -> bool:
     """Whether a listing page has gone beyond `key` (pages come in key order)."""
     keys = [item["Key"] for item in page.get("Contents", [])]
     keys += [item["Prefix"] for item in page.get("CommonPrefixes", [])]
     return any(k > key for k in keys)
-
-
-async def _in_name_order(names: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Children in code point order, from S3's order, deduplicated, reserved names dropped.
-
-    S3 sorts a prefix as `name/`, so `a/` comes after `a-b` and `a.c` although `a`
-    sorts first. After seeing name `n`, no later key can belong to a name below the
-    shortest prefix of `n` followed by a character below `/` (or `n` itself when there
-    is none): everything buffered up to that bound is final. The buffer holds only
-    names that share such a prefix, a handful in practice.
-    """
-    waiting: list[str] = []
-    last: str | None = None
-    async for name in names:
-        if not name.endswith("~"):
-            heapq.heappush(waiting, name)
-        bound = next((name[:i] for i in range(1, len(name)) if name[i] < "/"), name)
-        while waiting and waiting[0] <= bound:
-            ready = heapq.heappop(waiting)
-            if last is None or ready > last:
-                last = ready
-                yield ready
-    while waiting:
-        ready = heapq.heappop(waiting)
-        if last is None or ready > last:
-            last = ready
-            yield ready
