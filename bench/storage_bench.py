@@ -7,7 +7,7 @@ from `.cache/azurite` for Azure: `make azurite` installs it), then arca once per
 driver on a fresh bucket or container, and runs the same workload against each: one
 large blob pushed and pulled, and many 4 MiB blobs by 8 concurrent clients. The
 emulators are not the clouds: moto and gcp-storage-emulator are pure Python (the
-latter rewrites a resumable upload's whole file on every chunk), Azurite is node.js
+latter started as the tests start it, tests/gcs_emulator.py), Azurite is node.js
 on local disk; so the cloud columns measure arca's driver plus its emulator, and
 against the real services the backend is faster and the network slower.
 """
@@ -68,10 +68,20 @@ def wait_for_port(port: int) -> None:
 
 def start_gcs(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     port = free_port()
-    emulator = Path(sys.executable).with_name("gcp-storage-emulator")
+    # The emulator minus two costs that grow with what it holds (tests/gcs_emulator.py).
+    emulator = Path(__file__).resolve().parents[1] / "tests" / "gcs_emulator.py"
     log = open(workdir / "gcs.log", "wb")  # noqa: SIM115 - lives with the process
     process = subprocess.Popen(
-        [str(emulator), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        [
+            sys.executable,
+            str(emulator),
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+        ],
         stdout=log,
         stderr=log,
     )

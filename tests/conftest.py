@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
 import json
 import signal
 import socket
@@ -223,25 +224,28 @@ def azure_container(azurite_endpoint: str) -> str:
 
 # -- Google Cloud Storage: one gcp-storage-emulator per test session --------------------
 #
-# gcp-storage-emulator (PyPI, the tests group) in memory, on a free port. It lacks some
+# gcp-storage-emulator (PyPI, the tests group) in memory, on a free port, through
+# tests/gcs_emulator.py (which skips two of its costs that grow with the session). It lacks some
 # of GCS: it ignores `ifGenerationMatch` (create-only uploads overwrite), cannot cancel
 # a resumable session (501) and answers a range past the end with an empty 206; the
 # tests that depend on those say so. Requests go unauthenticated (`anonymous`); a
 # throwaway service-account key signs URLs, which the emulator serves without checking.
 
 
+GCS_EMULATOR = Path(__file__).with_name("gcs_emulator.py")
+
+
 @pytest.fixture(scope="session")
 def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start gcp-storage-emulator on a free port; yield its URL; stop it at the end."""
-    emulator = Path(sys.executable).with_name("gcp-storage-emulator")
-    if not emulator.exists():
-        pytest.fail(f"{emulator} not found: install the tests group (gcp-storage-emulator)")
+    if importlib.util.find_spec("gcp_storage_emulator") is None:
+        pytest.fail("gcp_storage_emulator not found: install the tests group")
     port = _free_port()
     log = tmp_path_factory.mktemp("gcs") / "gcs.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [str(emulator), "start", "--host", "127.0.0.1", "--port", str(port),
-             "--in-memory", "-q"],
+            [sys.executable, str(GCS_EMULATOR), "start", "--host", "127.0.0.1",
+             "--port", str(port), "--in-memory", "-q"],
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
