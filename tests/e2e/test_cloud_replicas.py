@@ -116,11 +116,7 @@ def test_blob_get_redirects_to_a_signed_url(
 def test_1gib_monolithic_push_in_bounded_memory(
     request: pytest.FixtureRequest, tmp_path: Path, cloud: str
 ) -> None:
-    # gcp-storage-emulator copies a session's whole content on every chunk it receives
-    # (quadratic): 32 MiB chunks halve that work (64 MiB ones took the RSS past 200 MiB).
-    # What it shows is the same: the push streams through one chunk of memory.
-    options = {"chunk_size": str(32 * MiB)} if cloud == "gcs" else {}
-    server = ArcaServer(tmp_path / "big", environment(request, cloud, **options)).start()
+    server = ArcaServer(tmp_path / "big", environment(request, cloud)).start()
     block = os.urandom(MiB)
     count = 1024
     hasher = hashlib.sha256()
