@@ -800,6 +800,7 @@ class _GCSWriter(FileWriter):
             )
             if persisted != total:
                 raise StorageError(f"GCS did not finish the upload of {self._path!r}")
+            self._end()  # the session is finished: nothing more can go to it
             if expected is not None and item is not None:
                 await driver._verify(self._path, self._key, item, expected)
         storage = driver._client()
