@@ -390,16 +390,29 @@ def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would be swept; change nothing.")
     ] = False,
+    report_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write one JSON line per object judged (live, swept, kept, with its reason).",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Collect garbage now: sweep what no tag (or retention rule) keeps into the trash."""
     from arca.lifecycle.gc import Collector, CollectorBusy
 
     settings = _settings(config, _storage_overrides(storage))
-    with _phases(not as_json) as progress:
+    with _phases(not as_json) as progress, contextlib.ExitStack() as files:
+        lines = (
+            files.enter_context(report_file.open("w", encoding="utf-8"))
+            if report_file is not None
+            else None
+        )
 
         async def work(registry: Any) -> Any:
-            return await Collector(registry, settings, progress=progress).run(dry_run=dry_run)
+            collector = Collector(registry, settings, progress=progress)
+            return await collector.run(dry_run=dry_run, lines=lines)
 
         try:
             report = _offline(settings, work)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+import json
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -347,3 +350,45 @@ async def test_an_old_untagged_manifest_tagged_again_during_a_run_is_kept() -> N
     digest = await registry.tags.resolve("app", "stable")
     await pull_all(registry, "app", digest)
     await no_collector_leftovers(registry)
+
+
+async def test_the_report_lines_name_every_object_once_and_a_dry_run_names_what_goes() -> None:
+    registry = new_registry()
+    kept, _ = await push_image(registry, "app", "v1", [b"shared", b"only-v1"])
+    gone, _ = await push_image(registry, "app", "v2", [b"shared", b"only-v2"])
+    await registry.manifests.delete("app", "v2")
+    await age_past_grace()
+    young = await push_blob(registry, "other", b"just uploaded")
+    session = await registry.uploads.start("other")
+
+    def judged(text: str) -> tuple[dict[str, object], list[dict[str, object]]]:
+        header, *objects = (json.loads(line) for line in text.splitlines())
+        return header, objects
+
+    stored_blobs = {str(d) async for d in _all_blob_digests(registry)}
+    dry_lines, real_lines = io.StringIO(), io.StringIO()
+    await Collector(registry, registry.settings).run(dry_run=True, lines=dry_lines)
+    report = await Collector(registry, registry.settings).run(lines=real_lines)
+
+    header, dry = judged(dry_lines.getvalue())
+    assert header["dry_run"] is True
+    _, real = judged(real_lines.getvalue())
+    keys = [(o["kind"], o["name"], o["digest"]) for o in real]
+    assert len(keys) == len(set(keys))  # each object once
+    assert {o["digest"] for o in real if o["kind"] == "blob"} == stored_blobs
+    by_key = {(o["kind"], o["name"], o["digest"]): o for o in real}
+    assert by_key[("revision", "app", str(kept))]["reason"] == "tagged"
+    assert by_key[("revision", "app", str(gone))]["outcome"] == "swept"
+    assert by_key[("layer", "other", str(young))]["reason"] == "within the grace period"
+    assert by_key[("blob", None, str(young))]["reason"] == "referenced"  # by that link
+    assert by_key[("upload", None, session.session_id)]["outcome"] == "live"
+    swept = {(o["kind"], o["name"], o["digest"]) for o in real if o["outcome"] == "swept"}
+    assert swept == {(c.kind, c.name, str(c.digest)) for c in report.swept}
+    assert {(o["kind"], o["name"], o["digest"]) for o in dry if o["outcome"] == "swept"} == swept
+    assert all(o["reason"] for o in real if o["outcome"] == "live")
+
+
+async def _all_blob_digests(registry: Registry) -> AsyncIterator[Digest]:
+    for algorithm, shard in await registry.blobs.shards():
+        async for blob in registry.blobs.in_shard(algorithm, shard):
+            yield blob.digest

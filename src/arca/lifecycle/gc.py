@@ -44,7 +44,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import cbor2
 
@@ -128,9 +128,55 @@ class Report:
     uploads_open: int = 0
     deferred: int = 0
 
+    lines: TextIO | None = field(default=None, repr=False, compare=False)
+    """Where every object judged goes as one JSON line (`arca gc --report FILE`)."""
+
     @property
     def bytes_swept(self) -> int:
         return sum(candidate.size for candidate in self.swept)
+
+    def note_live(
+        self, kind: str, name: str | None, digest: Digest | str, reason: str, key: str = ""
+    ) -> None:
+        """Count a live object by reason; with `lines`, write it out too."""
+        self.live[key or f"{kind} {reason}"] += 1
+        self._line("live", kind, name, digest, reason)
+
+    def note_deferred(self, kind: str, name: str | None, digest: Digest) -> None:
+        self.deferred += 1
+        self._line("live", kind, name, digest, "deferred: over the candidates of one run")
+
+    def note_candidate(self, candidate: Candidate) -> None:
+        if self.lines is None:
+            return
+        document = {"outcome": candidate.outcome or "gone", **candidate.to_json()}
+        if candidate.outcome == "gone":
+            document["reason"] = "removed meanwhile by another path"
+        self.lines.write(json.dumps(document) + "\n")
+
+    def start_lines(self) -> None:
+        if self.lines is not None:
+            header = {
+                "run_id": self.run_id,
+                "dry_run": self.dry_run,
+                "started": self.started,
+                "grace_seconds": self.grace_seconds,
+                "untagged": self.untagged,
+            }
+            self.lines.write(json.dumps(header) + "\n")
+
+    def _line(
+        self, outcome: str, kind: str, name: str | None, digest: Digest | str, reason: str
+    ) -> None:
+        if self.lines is not None:
+            document = {
+                "outcome": outcome,
+                "kind": kind,
+                "name": name,
+                "digest": str(digest),
+                "reason": reason,
+            }
+            self.lines.write(json.dumps(document) + "\n")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -178,20 +224,26 @@ class Collector:
         self._max_candidates = max_candidates
         self.lease = Lease(self._driver, LEASE_NAME, settings.gc.lease_seconds, clock=clock)
 
-    async def run(self, *, dry_run: bool = False) -> Report:
+    async def run(self, *, dry_run: bool = False, lines: TextIO | None = None) -> Report:
         """One collection; CollectorBusy if another collector runs. A dry run takes
-        no lease and writes nothing: it reports what a real run would sweep now."""
+        no lease and writes nothing: it reports what a real run would sweep now.
+
+        `lines` receives a header, then one JSON line per object judged, as it is
+        judged: every live object with its reason, every candidate swept, kept (and
+        why) or gone. Memory does not grow with it (the report keeps counts)."""
         if dry_run:
-            return await self._collect(dry_run=True)
+            return await self._collect(dry_run=True, lines=lines)
         if not await self.lease.acquire():
             raise CollectorBusy("another collector holds the lease")
         async with self.lease.keep_renewed():
-            return await self._collect(dry_run=False)
+            return await self._collect(dry_run=False, lines=lines)
 
-    async def _collect(self, *, dry_run: bool) -> Report:
+    async def _collect(self, *, dry_run: bool, lines: TextIO | None = None) -> Report:
         started = self._clock()
         gc = self._settings.gc
         report = Report(new_run_id(started), dry_run, started, gc.grace_seconds, gc.untagged)
+        report.lines = lines
+        report.start_lines()
         if not dry_run:
             report.recovered = await self.recover()
         with tempfile.TemporaryDirectory(prefix="arca-gc-") as scratch:
@@ -298,11 +350,11 @@ class Collector:
             wanted = live.load(algorithm, shard)
             async for blob in self._registry.blobs.in_shard(algorithm, shard):
                 if blob.digest.hex in wanted:
-                    report.live["blob referenced"] += 1
+                    report.note_live("blob", None, blob.digest, "referenced")
                 elif blob.modified >= cutoff:
-                    report.live["blob within the grace period"] += 1
+                    report.note_live("blob", None, blob.digest, "within the grace period")
                 elif len(candidates) >= self._max_candidates:
-                    report.deferred += 1
+                    report.note_deferred("blob", None, blob.digest)
                 else:
                     objects = (layout.blob_data(blob.digest), layout.blob_meta(blob.digest))
                     rule = "unreferenced blob" if blob.has_data else "metadata without data"
@@ -318,9 +370,10 @@ class Collector:
                         )
                     )
             self._tick("mark blobs", number + 1, len(shards))
-        async for _ in self._registry.uploads.sessions():
+        async for session_id, _ in self._registry.uploads.sessions():
             report.uploads_open += 1
-        report.live["open upload session"] = report.uploads_open
+            report.note_live("upload", None, session_id, "open", "open upload session")
+        report.live["open upload session"] += 0  # counted even when there are none
         return candidates
 
     async def _mark_repository(
@@ -375,7 +428,7 @@ class Collector:
 
         live_blobs: set[Digest] = set()
         for digest, reason in reasons.items():
-            report.live[f"manifest {reason}"] += 1
+            report.note_live("revision", name, digest, reason, f"manifest {reason}")
             live_blobs.update(uses[digest][0])
             live_shards.add(digest)
 
@@ -384,7 +437,7 @@ class Collector:
             if digest in reasons:
                 continue
             if len(candidates) >= self._max_candidates:
-                report.deferred += 1
+                report.note_deferred("revision", name, digest)
                 live_shards.add(digest)
                 live_blobs.update(uses[digest][0])
                 continue
@@ -418,13 +471,17 @@ class Collector:
 
         async for digest, modified in self._registry.blobs.links(name):
             if digest in live_blobs:
-                report.live["link used by a kept manifest"] += 1
+                report.note_live(
+                    "layer", name, digest, "used by a kept manifest", "link used by a kept manifest"
+                )
                 live_shards.add(digest)
             elif modified >= cutoff:
-                report.live["link within the grace period"] += 1
+                report.note_live(
+                    "layer", name, digest, "within the grace period", "link within the grace period"
+                )
                 live_shards.add(digest)
             elif len(candidates) >= self._max_candidates:
-                report.deferred += 1
+                report.note_deferred("layer", name, digest)
                 live_shards.add(digest)
             else:
                 data_parents.setdefault(digest, []).append(len(candidates))
@@ -498,6 +555,7 @@ class Collector:
                 report.swept.append(candidate)
             elif candidate.outcome == "kept":
                 report.kept.append(candidate)
+            report.note_candidate(candidate)
 
     async def _decide(
         self,
