@@ -77,7 +77,7 @@ def _rebuild(storage: Path) -> None:
         # The referrer entry stored, the index not yet refolded.
         CrashPoint("put", r"/_referrers/", when="after"),
         # Half way through the index refold (the digest object written, listings not).
-        CrashPoint("put", r"/_index/labels/status/", when="before"),
+        CrashPoint("put", r"/_index/labels/status/", occurrence=2, when="before"),
     ],
     ids=["before-referrer", "after-referrer", "mid-index"],
 )
@@ -85,8 +85,11 @@ def test_a_label_change_killed_half_way_is_not_half_done_after_a_retry(
     tmp_path: Path, point: CrashPoint
 ) -> None:
     storage = tmp_path / "data"
-    plain = ArcaServer(storage).start()
-    with httpx.Client(base_url=plain.url, timeout=60) as client:
+    # The crash point matches no call of the run's own push (no subject; its one
+    # status label is the first `_index/labels/status/` write, so that point says 2nd).
+    server = CrashingServer(storage, point)
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
         manifest = push_image(client, "ci/runs", b"run one")
         data = json.loads(manifest)
         data["annotations"] = {"dev.arca.label.status": "fail"}
@@ -95,11 +98,8 @@ def test_a_label_change_killed_half_way_is_not_half_done_after_a_retry(
             "/v2/ci/runs/manifests/run-1", content=manifest, headers={"Content-Type": OCI_MANIFEST}
         )
         assert response.status_code == 201, response.text
-    plain.stop()
     digest = sha256(manifest)
 
-    server = CrashingServer(storage, point)
-    server.start()
     dies("POST", f"{server.url}{LABELS}", json={"set": {"status": "pass"}})
     server.wait_killed()
     server.restart()
