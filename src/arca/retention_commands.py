@@ -201,6 +201,8 @@ def apply(
             typer.echo(f"{verb} {where}{trash}")
         else:
             typer.echo(f"{outcome['outcome']} {where}: {outcome['detail']}")
+    for problem in document["unsafe"]:
+        typer.echo(f"unsafe: {problem} ({'forced' if force else 'apply needs --force'})")
     cli._stderr.print(
         f"{verb} {document['deleted']} artifacts, {decimal(document['deleted_bytes'])};"
         f" kept {document['kept']} changed since the plan, {document['gone']} gone"

@@ -67,6 +67,14 @@ def test_an_unsafe_plan_is_refused_unless_forced(client_factory) -> None:
     assert error["code"] == "DENIED"
     assert "ci/app: would delete 2 of 4 artifacts" in error["message"]
     assert client.get(f"/v2/ci/app/manifests/{digests[0]}").status_code == 200
+    edited = client.post("/api/v1/retention/plan").json()
+    edited["max_delete_fraction"] = 1.0  # a plan file cannot raise the configured limit
+    assert client.post("/api/v1/retention/apply?dry_run=false", json=edited).status_code == 403
+    dry = client.post("/api/v1/retention/apply")  # a dry run reports, never refuses
+    assert dry.status_code == 200
+    assert dry.json()["unsafe"] == [
+        "ci/app: would delete 2 of 4 artifacts, more than max_delete_fraction = 0.25"
+    ]
     forced = client.post("/api/v1/retention/apply?dry_run=false&force=true")
     assert forced.json()["deleted"] == 2
     assert client.post("/api/v1/retention/apply?dry_run=perhaps").status_code == 400

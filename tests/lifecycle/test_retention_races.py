@@ -11,6 +11,7 @@ import pytest
 
 from arca.config import Settings
 from arca.formats.digest import Digest
+from arca.lifecycle.pins import Pins
 from arca.lifecycle.retention import ApplyReport, RetentionBusy
 from arca.lifecycle.trash import Trash
 from arca.registry.registry import Registry
@@ -62,8 +63,6 @@ async def test_an_apply_racing_pushes_loses_nothing_pushed(tmp_path: Path) -> No
     # Between plan and apply: newer runs pushed, one planned run tagged, one pinned.
     newer = await _runs(registry, 3, start=100)
     await registry.tags.set("ci/app", "keep-me", runs[0])
-    from arca.lifecycle.pins import Pins
-
     await Pins(registry.driver).add(registry, "ci/app", str(runs[1]), "", None)
 
     # During the apply: more pushes, and the planned run being deleted pushed again
@@ -73,6 +72,7 @@ async def test_an_apply_racing_pushes_loses_nothing_pushed(tmp_path: Path) -> No
     async def push_meanwhile(step: str) -> None:
         if step == "untagged" and not during:
             during.extend(await _runs(registry, 2, start=200))
+            await Pins(registry.driver).add(registry, "ci/app", "run-2", "late", "ann")
             stored = await registry.manifests.get("ci/app", str(runs[4]))
             await registry.manifests.put("ci/app", "again", stored.data, stored.revision.media_type)
 
@@ -81,12 +81,13 @@ async def test_an_apply_racing_pushes_loses_nothing_pushed(tmp_path: Path) -> No
     assert kept[runs[0]] == "tagged since the plan: keep-me"
     assert kept[runs[1]].startswith("pinned since the plan")
     assert kept[runs[4]] == "pushed again during the apply"
-    for digest in [*runs[4:], *newer, *during, runs[0], runs[1]]:
+    assert kept[runs[2]] == "pinned run-2 by ann: late"  # pinned while the apply ran
+    for digest in [*runs[4:], *newer, *during, runs[0], runs[1], runs[2]]:
         assert await registry.driver.exists(layout.revision_link("ci/app", digest)), digest
     assert await registry.tags.resolve("ci/app", "keep-me") == runs[0]
     again = await registry.manifests.get("ci/app", "again")  # acknowledged, so it pulls
     assert again.revision.digest == runs[4]
     deleted = {o.digest for o in report.of("deleted")}
-    assert deleted == set(runs[2:4])
+    assert deleted == {runs[3]}
     for digest in deleted:
         assert not await registry.driver.exists(layout.revision_link("ci/app", digest))

@@ -134,6 +134,11 @@ REPORT_SCHEMA: dict[str, Any] = _object(
         "kept": _COUNT,
         "gone": _COUNT,
         "resumed": _COUNT,
+        "unsafe": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Why the plan needed force (a dry run reports, never refuses).",
+        },
         "outcomes": {"type": "array", "items": _OUTCOME},
     },
     description="What an apply did (or, dry, would do) with each planned deletion.",

@@ -392,18 +392,21 @@ class Plan:
     def deletions(self) -> list[Decision]:
         return [d for r in self.repositories for d in r.decisions if d.action == DELETE]
 
-    def unsafe(self) -> list[str]:
-        """Why applying this plan needs `force` (empty: it does not)."""
+    def unsafe(self, max_delete_fraction: float | None = None) -> list[str]:
+        """Why applying this plan needs `force` (empty: it does not), judged with the
+        plan's own fraction or the one given (apply uses the current setting, so an
+        edited plan file cannot raise it)."""
+        fraction = self.max_delete_fraction if max_delete_fraction is None else max_delete_fraction
         problems = []
         for repository in self.repositories:
             total = len(repository.decisions)
             deleted = sum(1 for d in repository.decisions if d.action == DELETE)
             if total and deleted == total:
                 problems.append(f"{repository.name}: would delete all {total} artifacts")
-            elif total and deleted / total > self.max_delete_fraction:
+            elif total and deleted / total > fraction:
                 problems.append(
                     f"{repository.name}: would delete {deleted} of {total} artifacts,"
-                    f" more than max_delete_fraction = {self.max_delete_fraction}"
+                    f" more than max_delete_fraction = {fraction}"
                 )
         return problems
 
@@ -480,6 +483,8 @@ class ApplyReport:
     resumed: int = 0
     """Deletions finished for an applier killed earlier."""
     forced: bool = False
+    unsafe: list[str] = field(default_factory=list)
+    """Why the plan needed force (a dry run reports it instead of refusing)."""
 
     def of(self, outcome: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.outcome == outcome]
@@ -498,6 +503,7 @@ class ApplyReport:
             "kept": len(self.of("kept")),
             "gone": len(self.of("gone")),
             "resumed": self.resumed,
+            "unsafe": list(self.unsafe),
             "outcomes": [o.to_json() for o in self.outcomes],
         }
 
@@ -610,7 +616,8 @@ class Retention:
         """Delete exactly the plan's deletions that still hold (a fresh plan when None).
 
         A dry run (the default) takes no lease and writes nothing: it re-checks and
-        reports what a real apply would do now. UnsafePlan unless `force`;
+        reports what a real apply would do now (an unsafe plan is reported, not
+        refused). UnsafePlan unless `force`;
         RetentionBusy if another applier holds the lease.
         """
         if dry_run:
@@ -632,9 +639,9 @@ class Retention:
     ) -> ApplyReport:
         started = self._clock()
         report = ApplyReport(new_run_id(started), plan.plan_id, dry_run, started, forced=force)
-        problems = plan.unsafe()
-        if problems and not force:
-            raise UnsafePlan(problems)
+        report.unsafe = plan.unsafe(self._settings.retention.max_delete_fraction)
+        if report.unsafe and not force and not dry_run:
+            raise UnsafePlan(report.unsafe)
         todo: list[Decision] = []
         for number, decision in enumerate(plan.deletions):
             changed = await self._changed_since(plan, decision)
@@ -779,6 +786,9 @@ class Retention:
                 await self._announce(name, digest, planned, actor)
                 return Outcome(name, digest, planned, size, "deleted", "", f"{run_id}.{key}")
             return Outcome(name, digest, planned, size, "gone", "deleted by someone else")
+        pins = await self._pins.pinned(self._registry, name)
+        if digest in pins:  # pinned during the apply, or before a killed one's is finished
+            return Outcome(name, digest, planned, size, "kept", _pin_reason(pins[digest]))
         remembered = DeletedTags(self._driver)
         links = [
             (tag, link)
