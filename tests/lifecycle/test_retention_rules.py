@@ -91,3 +91,57 @@ def test_the_server_applies_retention_on_its_schedule(tmp_path: Path) -> None:
         assert client.get("/v2/ci/app/manifests/new").status_code == 200
         events = client.get("/api/v1/events?type=manifest.deleted").json()["events"]
         assert [e["data"]["reason"] for e in events] == ["retention"]
+
+
+@pytest.mark.anyio
+async def test_last_pass_follows_a_re_verification_labelled_after_the_push(
+    tmp_path: Path,
+) -> None:
+    policy = {
+        "repositories": ["ci/**"],
+        "keep_last": 2,
+        "keep_latest_with": [{"status": "pass"}],
+    }
+    registry, control, _ = open_registry(tmp_path, settings_with([policy]))
+    runs = [
+        await push_run(
+            registry,
+            "ci/app",
+            f"run-{n}",
+            minute=n,
+            labels={"status": "pass" if n == 0 else "fail"},
+        )
+        for n in range(6)
+    ]
+    before = await retention(registry, control).plan()
+    decided = {d.digest: d for d in before.repositories[0].decisions}
+    assert decided[runs[0]].rules == {"keep_latest_with"}
+    assert decided[runs[3]].action == "delete"
+
+    await control.label("ci/app", "run-3", {"status": "pass"})  # re-verified: it passes
+    after = await retention(registry, control).plan()
+    decided = {d.digest: d for d in after.repositories[0].decisions}
+    assert decided[runs[3]].rules == {"keep_latest_with"}
+    assert decided[runs[0]].action == "delete"
+
+    report = await retention(registry, control).apply(before, dry_run=False, force=True)
+    kept = {o.digest: o.detail for o in report.of("kept")}
+    assert kept == {runs[3]: "labels changed since the plan"}
+    assert await registry.manifests.get("ci/app", "run-3")
+
+
+@pytest.mark.anyio
+async def test_a_deleted_runs_label_artifacts_go_to_the_trash_beside_it(tmp_path: Path) -> None:
+    registry, control, _ = open_registry(tmp_path, settings_with([KEEP_ONE]))
+    old = await push_run(registry, "ci/app", "old", minute=0, labels={"status": "fail"})
+    await control.label("ci/app", "old", {"status": "pass"})
+    await push_run(registry, "ci/app", "new", minute=10, labels={})
+    (label,) = [referrer async for _, referrer in registry.referrers.entries("ci/app")]
+    report = await retention(registry, control).apply(dry_run=False, force=True)
+    assert [(o.digest, o.outcome) for o in report.outcomes] == [
+        (old, "deleted"),
+        (label, "deleted"),
+    ]
+    assert report.outcomes[1].detail.startswith(f"referrer: its subject {old}")
+    assert not await registry.driver.exists(layout.revision_link("ci/app", label))
+    assert [o.digest for o in (await retention(registry, control).apply()).outcomes] == []

@@ -739,12 +739,59 @@ class Retention:
         run_id = str(journal["run_id"])
         actor = journal.get("actor")
         items = journal["items"]
+        listed = {(str(item["name"]), str(item["digest"])) for item in items}
         outcomes = []
         for number, item in enumerate(items):
             if self.lease.due and not await self.lease.acquire():  # renews ours
                 raise RetentionBusy("the retention lease was lost during the apply")
-            outcomes.append(await self._delete(run_id, number, item, actor))
+            outcome = await self._delete(run_id, f"{number:08d}", item, actor)
+            outcomes.append(outcome)
+            if outcome.outcome == "deleted":
+                outcomes.extend(
+                    await self._delete_referrers(
+                        run_id, f"{number:08d}", outcome.name, outcome.digest, listed, actor
+                    )
+                )
             self._tick("delete", number + 1, len(items))
+        return outcomes
+
+    async def _delete_referrers(
+        self,
+        run_id: str,
+        key: str,
+        name: str,
+        subject: Digest,
+        listed: set[tuple[str, str]],
+        actor: str | None,
+        depth: int = 0,
+    ) -> list[Outcome]:
+        """The referrers of a deleted subject the plan did not list (label artifacts
+        are not index entries): each to the trash beside it, as `<key>-<n>`."""
+        found: list[Digest] = []
+        async for entry in self._driver.list(layout.referrers(name, subject)):
+            parsed = layout.parse_referrer_entry(
+                name, layout.referrer_entry_named(name, subject, entry)
+            )
+            if parsed is not None and (name, str(parsed[1])) not in listed:
+                found.append(parsed[1])
+        outcomes = []
+        for number, digest in enumerate(sorted(found, key=str)):
+            item = {
+                "name": name,
+                "digest": str(digest),
+                "tags": [],
+                "size": 0,
+                "rule": f"referrer: its subject {subject} was deleted",
+            }
+            sub = f"{key}-{number:03d}"
+            outcome = await self._delete(run_id, sub, item, actor)
+            outcomes.append(outcome)
+            if outcome.outcome == "deleted" and depth < 3:
+                outcomes.extend(
+                    await self._delete_referrers(
+                        run_id, sub, name, digest, listed, actor, depth + 1
+                    )
+                )
         return outcomes
 
     async def _changed_since(self, plan: Plan, decision: Decision) -> tuple[str, str] | None:
@@ -769,14 +816,13 @@ class Retention:
         return None
 
     async def _delete(
-        self, run_id: str, number: int, item: Mapping[str, Any], actor: str | None
+        self, run_id: str, key: str, item: Mapping[str, Any], actor: str | None
     ) -> Outcome:
         """Untag, then move to the trash, one artifact; idempotent (a resumed journal
         calls it again for the item a killed applier was on)."""
         name, digest = str(item["name"]), Digest.parse(item["digest"])
         planned = tuple(item.get("tags", ()))
         size = int(item.get("size", 0))
-        key = f"{number:08d}"
         path = layout.revision_link(name, digest)
         try:
             revision = Revision.decode(await self._driver.get(path))
