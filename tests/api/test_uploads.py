@@ -216,7 +216,7 @@ async def test_abandoned_sessions_are_purged_and_live_ones_kept():
 
     from arca.config import Settings
     from arca.registry.registry import Registry
-    from arca.registry.uploads import SessionState
+    from arca.registry.upload_sessions import SessionState
     from arca.storage import layout
     from arca.storage.drivers.memory import MemoryDriver
 

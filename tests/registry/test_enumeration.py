@@ -42,7 +42,7 @@ async def test_services_enumerate_repositories_tags_revisions_links_referrers_se
     assert set(app_blobs) <= links
     assert tool not in links
     assert [pair async for pair in registry.referrers.entries("team/app")] == [(app, signature)]
-    assert [sid async for sid, _ in registry.uploads.sessions()] == [session.session_id]
+    assert [sid async for sid, _ in registry.uploads.book.open()] == [session.session_id]
 
     every_blob = set()
     for algorithm, shard in await registry.blobs.shards():

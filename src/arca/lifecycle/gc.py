@@ -370,7 +370,7 @@ class Collector:
                         )
                     )
             self._tick("mark blobs", number + 1, len(shards))
-        async for session_id, _ in self._registry.uploads.sessions():
+        async for session_id, _ in self._registry.uploads.book.open():  # their one owner
             report.uploads_open += 1
             report.note_live("upload", None, session_id, "open", "open upload session")
         report.live["open upload session"] += 0  # counted even when there are none

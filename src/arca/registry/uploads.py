@@ -7,20 +7,21 @@ close it without re-reading the blob. blake3 (for blob metadata) cannot be
 serialised; the process that received every byte keeps its hasher in memory and
 records blake3 at close, otherwise metadata gets it lazily on first use
 (docs/storage.md, "Digests of a blob").
+
+What is kept about sessions has one owner each (arca.registry.upload_sessions): the
+open sessions in storage (`SessionBook`, which GC and the purge ask), the per-session
+locks (`SessionLocks`) and the blake3 shortcut (`Blake3Cache`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
-
-import cbor2
 
 from arca.errors import (
     BlobTooLarge,
@@ -40,59 +41,23 @@ from arca.registry.events import (
     UploadPurged,
 )
 from arca.registry.upload_limits import OpenSessions
+from arca.registry.upload_sessions import (
+    Blake3Cache,
+    SessionBook,
+    SessionLocks,
+    SessionState,
+)
 
 if TYPE_CHECKING:
     from arca.registry.quotas import Quotas
 from arca.storage import layout
 from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, InvalidOffset, PathNotFound
 
-_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-# Sessions whose in-memory state this process keeps; beyond it the oldest idle ones
-# are forgotten (costing only the blake3 fast path, never correctness).
-_LIVE_SESSIONS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class SessionState:
-    name: str
-    offset: int
-    sha256: bytes
-    created: float
-    updated: float
-
-    def encode(self) -> bytes:
-        return bytes(
-            cbor2.dumps(
-                {
-                    "name": self.name,
-                    "offset": self.offset,
-                    "sha256": self.sha256,
-                    "created": self.created,
-                    "updated": self.updated,
-                },
-                canonical=True,
-            )
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> SessionState:
-        raw = cbor2.loads(data)
-        return cls(raw["name"], raw["offset"], raw["sha256"], raw["created"], raw["updated"])
-
 
 @dataclass(frozen=True, slots=True)
 class UploadStatus:
     session_id: str
     offset: int
-
-
-@dataclass
-class _Live:
-    """What this process alone knows about a session: its blake3 so far."""
-
-    offset: int
-    blake3: Blake3Hasher
-    lock: asyncio.Lock
 
 
 class UploadStore:
@@ -110,7 +75,10 @@ class UploadStore:
         self._driver = driver
         self._blobs = blobs
         self._events = events or Publisher()
-        self._live: dict[str, _Live] = {}
+        self.book = SessionBook(driver)
+        """Which sessions are open (the garbage collector asks it)."""
+        self._locks = SessionLocks(driver)
+        self._blake3 = Blake3Cache()
         self._max_blob_bytes = max_blob_bytes
         self._open_sessions = OpenSessions(driver, sessions_per_repository)
         self.quotas: Quotas | None = None
@@ -129,8 +97,7 @@ class UploadStore:
         # is closed at once (an empty blob, a monolithic PUT) costs one write less.
         now = time.time()
         state = SessionState(name, 0, ResumableHasher("sha256").state(), now, now)
-        await self._driver.put(layout.upload_state(session_id), state.encode())
-        self._remember(session_id, _Live(0, Blake3Hasher(), asyncio.Lock()))
+        await self.book.begin(session_id, state)
         return UploadStatus(session_id, 0)
 
     async def status(self, name: str, session_id: str) -> UploadStatus:
@@ -187,9 +154,10 @@ class UploadStore:
                     await self._verify(session_id, digest, _sha256_of(state), writer)
                 new_bytes = await self._admit(name, digest, state.offset)
                 await writer.commit()
+            except DigestInvalid:
+                raise  # `_verify` cancelled the writer and ended the session
             except BaseException:
-                if not self._finished(session_id):
-                    await writer.close()
+                await writer.close()
                 raise
             if digest.algorithm != "sha256":
                 # Only sha256 state travels with a session; others re-read the data once.
@@ -203,7 +171,7 @@ class UploadStore:
                 digest=digest,
                 size=state.offset,
                 sha256=_sha256_of(state),
-                blake3=self._blake3_if_complete(session_id, state),
+                blake3=self._blake3.digest(session_id, state.offset),
                 created=time.time(),
             )
             await self._blobs.adopt(layout.upload_data(session_id), meta)
@@ -264,12 +232,6 @@ class UploadStore:
             return True
         return False
 
-    async def sessions(self) -> AsyncIterator[tuple[str, float]]:
-        """Every upload session in storage with the time it was last written to."""
-        async for session_id in self._driver.list(layout.UPLOADS):
-            if _SESSION_ID.match(session_id):
-                yield session_id, await self._idle_since(session_id)
-
     # -- internals -------------------------------------------------------------------
 
     async def _admit(self, name: str, digest: Digest, size: int) -> int:
@@ -289,14 +251,13 @@ class UploadStore:
         """
         now = time.time() if now is None else now
         purged = []
-        async for session_id in self._driver.list(layout.UPLOADS):
-            live = self._live.get(session_id)
-            if live is not None and live.lock.locked():
+        async for session_id in self.book.ids():
+            if self._locks.busy(session_id):
                 continue  # a request is streaming into it right now
             try:
                 async with self._exclusive(session_id):
-                    if now - await self._idle_since(session_id) > max_idle:
-                        name = await self._repository_of(session_id)
+                    if now - await self.book.idle_since(session_id) > max_idle:
+                        name = await self.book.repository_of(session_id)
                         await self._forget(session_id)
                         purged.append(session_id)
                         await self._events.publish(
@@ -306,64 +267,11 @@ class UploadStore:
                 continue  # gone meanwhile, or not a session's name
         return purged
 
-    async def _idle_since(self, session_id: str) -> float:
-        try:
-            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
-        except PathNotFound:
-            # No state: a session whose POST died half way; judge it by its data.
-            try:
-                return (await self._driver.stat(layout.upload_data(session_id))).modified
-            except PathNotFound:
-                return 0.0
-        return state.updated
-
-    async def _repository_of(self, session_id: str) -> str | None:
-        try:
-            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
-        except PathNotFound:
-            return None
-        return state.name
-
-    def _remember(self, session_id: str, live: _Live) -> None:
-        self._live[session_id] = live
-        if len(self._live) > _LIVE_SESSIONS:
-            for old in list(self._live)[: len(self._live) - _LIVE_SESSIONS]:
-                if not self._live[old].lock.locked():
-                    del self._live[old]
-
-    @contextlib.asynccontextmanager
-    async def _exclusive(self, session_id: str) -> AsyncIterator[None]:
-        """One request at a time per session, in this process (asyncio) and across the
-        processes sharing its storage (the driver's lock, where it has one). Without
-        the second, a chunk appended by another worker could land in a file already
-        published as a blob."""
-        async with self._lock(session_id), contextlib.AsyncExitStack() as stack:
-            try:
-                await stack.enter_async_context(self._driver.lock(layout.upload_dir(session_id)))
-            except PathNotFound:
-                raise BlobUploadUnknown(session_id) from None
-            yield
-
-    def _lock(self, session_id: str) -> asyncio.Lock:
-        if not _SESSION_ID.match(session_id):
-            raise BlobUploadUnknown(session_id)
-        live = self._live.get(session_id)
-        if live is None:
-            live = _Live(-1, Blake3Hasher(), asyncio.Lock())
-            self._remember(session_id, live)
-        return live.lock
+    def _exclusive(self, session_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locks.exclusive(session_id)
 
     async def _load(self, name: str, session_id: str) -> SessionState:
-        if not _SESSION_ID.match(session_id):
-            raise BlobUploadUnknown(session_id)
-        try:
-            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
-        except PathNotFound:
-            self._live.pop(session_id, None)
-            raise BlobUploadUnknown(session_id) from None
-        if state.name != name:
-            raise BlobUploadUnknown(session_id)
-        return state
+        return await self.book.load(name, session_id)
 
     def _capped(
         self, body: AsyncIterator[bytes], offset: int, length: int | None
@@ -482,13 +390,7 @@ class UploadStore:
         open for the commit and state is saved only if receiving fails, so that the
         session can be resumed.
         """
-        live = self._live.get(session_id)
-        if live is not None and live.offset == state.offset:
-            blake3: Blake3Hasher | None = live.blake3
-        elif state.offset == 0:
-            blake3 = Blake3Hasher()  # nothing hashed yet: any process can start it
-        else:
-            blake3 = None  # bytes this process never saw: blake3 is computed later
+        blake3 = self._blake3.resume(session_id, state.offset)
         sha256 = ResumableHasher("sha256", state.sha256)
         received = 0
         complete = False
@@ -521,12 +423,8 @@ class UploadStore:
                     updated=time.time(),
                 )
                 if not keep_open:
-                    await self._driver.put(layout.upload_state(session_id), state.encode())
-            lock = self._lock(session_id)
-            self._remember(
-                session_id,
-                _Live(state.offset if blake3 is not None else -1, blake3 or Blake3Hasher(), lock),
-            )
+                    await self.book.save(session_id, state)
+            self._blake3.keep(session_id, state.offset, blake3)
         if length is not None and received != length:
             raise BlobUploadInvalid(
                 f"received {received} bytes but Content-Length said {length}",
@@ -553,19 +451,9 @@ class UploadStore:
             await asyncio.to_thread(hasher.update, chunk)
         return hasher.digest()
 
-    def _blake3_if_complete(self, session_id: str, state: SessionState) -> Digest | None:
-        live = self._live.get(session_id)
-        if live is not None and live.offset == state.offset:
-            return live.blake3.digest()
-        return None
-
-    def _finished(self, session_id: str) -> bool:
-        return session_id not in self._live
-
     async def _forget(self, session_id: str) -> None:
-        self._live.pop(session_id, None)
-        with contextlib.suppress(PathNotFound):
-            await self._driver.delete(layout.upload_dir(session_id))
+        self._blake3.drop(session_id)
+        await self.book.end(session_id)
 
 
 class _DataMissing(BlobUploadInvalid):
