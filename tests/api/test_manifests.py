@@ -243,3 +243,17 @@ def test_referrers_with_n_zero_is_an_empty_page(client):
     response = client.get(f"/v2/app/referrers/{sha256(subject)}?n=0")
     assert response.json()["manifests"] == []
     assert "Link" not in response.headers
+
+
+def test_the_same_bytes_again_under_another_content_type_are_checked_again(client):
+    """Validated manifests are remembered by digest *and* Content-Type: a re-push of
+    accepted bytes with a Content-Type that contradicts them is still refused."""
+    data = image_manifest(client, "app", [b"layer"])
+    put_manifest(client, "app", "v1", data)
+    assert put_manifest(client, "app", "v2", data) == sha256(data)  # the same again: fine
+    response = client.put(
+        "/v2/app/manifests/v3", content=data, headers={"Content-Type": DOCKER_MANIFEST}
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "MANIFEST_INVALID"
+    assert client.get("/v2/app/manifests/v3").status_code == 404

@@ -309,3 +309,21 @@ async def test_a_put_into_new_directories_killed_before_it_lands_leaves_nothing_
     await driver.put("repo/tags/new/current/link", b"new")  # and pushed again, it lands
     assert await driver.get("repo/tags/new/current/link") == b"new"
     assert [name async for name in driver.list("repo/tags")] == ["new", "old"]
+
+
+async def test_a_symlink_planted_in_a_directory_just_used_cannot_lead_outside(
+    driver: FilesystemDriver, root: Path, tmp_path: Path
+) -> None:
+    """Directories found free of symlinks are trusted for a moment; the object's own
+    name is still checked on every call."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    await driver.put("repo/dir/ok", b"ok")
+    assert await driver.get("repo/dir/ok") == b"ok"  # repo/dir is now trusted
+    (root / "repo" / "dir" / "evil").symlink_to(outside / "secret")
+    with pytest.raises(InvalidPath):
+        await driver.get("repo/dir/evil")
+    with pytest.raises(InvalidPath):
+        await driver.put("repo/dir/evil", b"overwritten")
+    assert (outside / "secret").read_bytes() == b"secret"

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import stat
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,6 +71,14 @@ concurrent fsyncs on one filesystem share a journal commit (ext4, xfs: the kerne
 group commit), so 8 clients each waiting on a few fsyncs should not queue behind the
 default executor's 6 threads (2 cores + 4): the more fsyncs in flight, the fewer
 commits per write (docs/benchmarks.md, "Tag PUTs")."""
+
+_TRUSTED_SECONDS = 0.5
+_TRUSTED_PATHS = 4096
+"""A path (or directory) found free of symlinks is trusted for half a second (at most
+this many are remembered): a manifest PUT resolves ~18 paths, several the same as the
+PUT before (`gc/sweeping`, the layers' links) and most in directories it just used,
+and a resolution costs several system calls (docs/storage.md, "Staying inside the
+root")."""
 
 _T = TypeVar("_T")
 
@@ -175,6 +184,8 @@ class FilesystemDriver(Driver):
         written shortly before may be empty or missing (docs/storage.md)."""
         self._durable = fsync
         self._directories = _DirectorySyncs()
+        self._trusted: dict[str, float] = {}
+        """Paths and directories whose real path was their path, until when (`_resolve`)."""
         if os.path.exists(root) and not os.path.isdir(root):
             raise OptionError("root", f"{root!r} exists and is not a directory")
         try:
@@ -319,8 +330,30 @@ class FilesystemDriver(Driver):
         The path's grammar was checked by the wrapper (storage/checked.py); this guards
         what only a filesystem has, symlinks planted in the root."""
         full = os.path.join(self._root, path)
-        if not _real_path(full).startswith(self._inside):
+        now = time.monotonic()
+        trusted = self._trusted
+        if trusted.get(full, 0.0) > now:
+            return full  # checked a moment ago
+        directory = os.path.dirname(full)
+        if trusted.get(directory, 0.0) > now:
+            # Its directory was found free of symlinks a moment ago: only the last
+            # component can still be one (one lstat instead of a resolution).
+            try:
+                clean = not stat.S_ISLNK(os.lstat(full).st_mode)
+            except FileNotFoundError:
+                clean = True  # nothing there, so nothing to follow
+            except OSError:
+                clean = False  # let the full check say what is wrong
+            if clean:
+                trusted[full] = now + _TRUSTED_SECONDS
+                return full
+        real = _real_path(full)
+        if not real.startswith(self._inside):
             raise InvalidPath(path)
+        if real == full:
+            if len(trusted) >= _TRUSTED_PATHS:
+                trusted.clear()
+            trusted[directory] = trusted[full] = now + _TRUSTED_SECONDS
         return full
 
     def _put(self, full: str, data: bytes, if_absent: bool) -> None:
