@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from typing import BinaryIO
 
 from arca.storage.driver import Driver, FileWriter, ObjectInfo, StorageError
 
@@ -79,6 +80,10 @@ class WrappingDriver(Driver):
 
     async def url_for(self, path: str, expires: int = 900) -> str | None:
         return await self.inner.url_for(path, expires)
+
+    async def local_file(self, path: str) -> BinaryIO | None:
+        self._seen("local_file", path)
+        return await self.inner.local_file(path)
 
     async def check(self) -> None:
         await self.inner.check()

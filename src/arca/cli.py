@@ -214,6 +214,7 @@ def serve(
                 settings.limits.header_timeout_seconds,
                 settings.limits.body_timeout_seconds,
                 settings.limits.body_min_bytes_per_second,
+                server.sendfile,
             ),
             loop="uvloop",
             access_log=False,  # arca.access (api/observe.py) logs each request instead

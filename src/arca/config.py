@@ -48,6 +48,9 @@ class ServerSettings:
     # PEM files: serve HTTPS directly (docs/deployment.md shows the reverse-proxy way).
     tls_cert: str = ""
     tls_key: str = ""
+    # Blob GETs from filesystem storage sent by sendfile, never through Python (plain
+    # HTTP only; docs/benchmarks.md). false: streamed like every other driver's.
+    sendfile: bool = True
 
     def __post_init__(self) -> None:
         if not self.host:

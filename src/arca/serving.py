@@ -20,25 +20,43 @@ answered) never counts against the client.
 
 A connection that runs out of time is closed, with one info line; a request in
 progress sees a disconnect (`arca.api.rendering.client_disconnected`).
+
+It also implements ASGI's zero-copy send extension (`http.response.zerocopy`, offered
+in the scope of plain-HTTP requests; TLS needs the bytes in user space): a response
+names an open file, an offset and a count, and the bytes go from the page cache to
+the socket by `os.sendfile`, never through Python. Blob GETs on the filesystem driver
+use it (arca/api/streaming.py); uvicorn itself has no zero-copy path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
+import os
+import select
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from arca.api.streaming import ZERO_COPY
 
 log = logging.getLogger(__name__)
 
+# A client that reads nothing for this long has its zero-copy response abandoned (and
+# the connection closed): a send holds a thread, which must not be held forever.
+SEND_STALL_SECONDS = 120.0
+# Threads that run sendfile loops: one per response being sent, apart from the default
+# executor so that many slow pulls cannot starve storage calls of threads.
+_SENDERS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="arca-send")
+
 
 def guarded_protocol(
-    header_timeout: float, body_timeout: float, body_min_rate: float
+    header_timeout: float, body_timeout: float, body_min_rate: float, zero_copy: bool = True
 ) -> Callable[..., asyncio.Protocol]:
     """What `uvicorn.run(http=...)` takes; a partial of a module-level class, so it
     pickles into worker processes."""
@@ -47,6 +65,7 @@ def guarded_protocol(
         header_timeout=header_timeout,
         body_timeout=body_timeout,
         body_min_rate=body_min_rate,
+        zero_copy=zero_copy,
     )
 
 
@@ -76,9 +95,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         header_timeout: float,
         body_timeout: float,
         body_min_rate: float,
+        zero_copy: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._zero_copy = zero_copy
         self._header_timeout = header_timeout
         self._body_timeout = body_timeout
         self._body_min_rate = body_min_rate
@@ -109,7 +130,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        offer = self._zero_copy and self.scheme == "http"
+        if offer:
+            self.scope.setdefault("extensions", {})[ZERO_COPY] = {}
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if offer and cycle is not None and cycle is not previous:
+            # The cycle's task has not started yet: it will call this `send`.
+            cycle.send = functools.partial(_send, cycle, cycle.send)  # type: ignore[method-assign]
         if self._body_timeout > 0:
             self._body_deadline = time.monotonic() + self._body_timeout
             self._arm(self._body_timeout, self._check_body)
@@ -161,3 +190,95 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         client = f"{self.client[0]}:{self.client[1]}" if self.client else None
         log.info(message, extra={"client": client, "timeout_seconds": timeout})
         self.transport.close()
+
+
+# -- zero-copy send --------------------------------------------------------------------
+
+
+async def _send(
+    cycle: RequestResponseCycle,
+    send: Callable[[Any], Awaitable[None]],
+    message: Any,
+) -> None:
+    """uvicorn's `send`, plus `http.response.zerocopy` messages after the start."""
+    if message["type"] != ZERO_COPY:
+        await send(message)
+        return
+    if cycle.disconnected:
+        return
+    if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding:
+        raise RuntimeError("a zero-copy body needs a started response with a Content-Length")
+    file = message["file"]
+    offset = message.get("offset")
+    count = message.get("count")
+    if offset is None:
+        offset = file.tell()
+    if count is None:
+        count = os.fstat(file.fileno()).st_size - offset
+    if count > cycle.expected_content_length:
+        raise RuntimeError("Response content longer than Content-Length")
+    if cycle.scope["method"] != "HEAD" and count:
+        transport = cycle.transport
+        await _written_out(cycle)
+        if cycle.disconnected:
+            return
+        socket = transport.get_extra_info("socket")
+        # Duplicates: the thread owns descriptors nobody else can close (and so reuse)
+        # under it, whatever happens to the connection or the caller's file meanwhile.
+        out_fd, in_fd = os.dup(socket.fileno()), os.dup(file.fileno())
+        loop = asyncio.get_running_loop()
+        sent = await loop.run_in_executor(_SENDERS, _sendfile, out_fd, in_fd, offset, count)
+        cycle.expected_content_length -= sent
+        if sent < count:
+            # The client left or stalled, or the file is shorter than it was: the
+            # response cannot be completed, and the connection must not be reused.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            transport.close()
+            return
+    else:
+        cycle.expected_content_length -= count
+    await send(
+        {"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)}
+    )
+
+
+async def _written_out(cycle: RequestResponseCycle) -> None:
+    """Wait until the transport has written everything it buffered (the headers):
+    sendfile writes to the socket directly, after them."""
+    transport = cycle.transport
+    while transport.get_write_buffer_size() and not cycle.disconnected:
+        high = transport.get_write_buffer_limits()[1]
+        transport.set_write_buffer_limits(high=0)  # pause_writing now, resume when empty
+        try:
+            await cycle.flow.drain()
+        finally:
+            transport.set_write_buffer_limits(high=high)
+
+
+def _sendfile(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+    """Send `count` bytes of `in_fd` from `offset` to the (non-blocking) socket; returns
+    how many went. Closes both descriptors."""
+    sent = 0
+    try:
+        poller = select.poll()
+        poller.register(out_fd, select.POLLOUT)
+        idle_since = time.monotonic()
+        while sent < count:
+            try:
+                done = os.sendfile(out_fd, in_fd, offset + sent, count - sent)
+            except BlockingIOError:
+                poller.poll(1000)
+                if time.monotonic() - idle_since > SEND_STALL_SECONDS:
+                    break
+                continue
+            except OSError:  # the client is gone (EPIPE, ECONNRESET)
+                break
+            if done == 0:  # end of file before `count`
+                break
+            sent += done
+            idle_since = time.monotonic()
+    finally:
+        os.close(out_fd)
+        os.close(in_fd)
+    return sent

@@ -7,8 +7,9 @@ until every wrapper (this one and the tests' doubles) forwards it.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from prometheus_client import REGISTRY
@@ -51,6 +52,10 @@ class Hooked(MemoryDriver):
     async def url_for(self, path: str, expires: int = 900) -> str | None:
         return f"http://127.0.0.1/{path}?expires={expires}"
 
+    async def local_file(self, path: str) -> BinaryIO | None:
+        self.seen.append("local_file")
+        return io.BytesIO(b"local " + path.encode())
+
     async def check(self) -> None:
         self.seen.append("check")
 
@@ -70,6 +75,12 @@ async def _exists(driver: Driver) -> Any:
 
 async def _url_for(driver: Driver) -> Any:
     return await driver.url_for("blobs/x", 60)
+
+
+async def _local_file(driver: Driver) -> Any:
+    file = await driver.local_file("blobs/x")
+    assert file is not None
+    return file.read()
 
 
 async def _check(driver: Driver) -> Any:
@@ -144,6 +155,7 @@ HOOK_CALLS: dict[str, tuple[Callable[[Driver], Awaitable[Any]], Any, list[str]]]
     "lock": (_lock, "held", ["lock", "unlock"]),
     "exists": (_exists, True, ["exists"]),
     "url_for": (_url_for, "http://127.0.0.1/blobs/x?expires=60", []),
+    "local_file": (_local_file, b"local blobs/x", ["local_file"]),
     "check": (_check, None, ["check"]),
     "close": (_close, None, ["close"]),
     "get": (_put_get, b"data", []),

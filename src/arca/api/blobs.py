@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from arca.api import _http
-from arca.api.streaming import BlobResponse
+from arca.api.streaming import BlobResponse, ZeroCopyResponse, zero_copy
 from arca.registry.blobs import BlobInfo
 
 OCTET_STREAM = "application/octet-stream"
@@ -39,13 +39,18 @@ class BlobEndpoint(HTTPEndpoint):
             )
         window = _http.read_range(request.headers.get("range"), info.size)
         if window is None:
-            stream = registry.blobs.read(info.digest)
-            return BlobResponse(stream, 200, _headers(info, info.size))
-        offset, length = window
-        headers = _headers(info, length)
-        headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{info.size}"
-        stream = registry.blobs.read(info.digest, offset, length)
-        return BlobResponse(stream, 206, headers)
+            status, (offset, length) = 200, (0, info.size)
+            headers = _headers(info, info.size)
+        else:
+            status, (offset, length) = 206, window
+            headers = _headers(info, length)
+            headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{info.size}"
+        if length and zero_copy(request.scope):
+            file = await registry.blobs.local_file(info.digest)
+            if file is not None:
+                return ZeroCopyResponse(file, offset, length, status, headers)
+        stream = registry.blobs.read(info.digest, offset, length if window else None)
+        return BlobResponse(stream, status, headers)
 
     async def head(self, request: Request) -> Response:
         registry = _http.registry(request)

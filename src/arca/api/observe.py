@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arca import log as arca_log
 from arca import metrics
+from arca.api.streaming import ZERO_COPY
 
 access = logging.getLogger("arca.access")
 
@@ -89,6 +90,8 @@ class Observe:
                 ]
             elif message["type"] == "http.response.body" and method != "HEAD":
                 facts["bytes_out"] += len(message.get("body", b""))
+            elif message["type"] == ZERO_COPY and method != "HEAD":
+                facts["bytes_out"] += message["count"]
             await send(message)
 
         metrics.HTTP_IN_FLIGHT.inc()

@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import cbor2
 
@@ -143,6 +144,13 @@ class BlobStore:
     async def read_all(self, digest: Digest) -> bytes:
         try:
             return await self._driver.get(layout.blob_data(digest))
+        except PathNotFound:
+            raise BlobUnknown(digest) from None
+
+    async def local_file(self, digest: Digest) -> BinaryIO | None:
+        """The blob's content as an open local file (zero-copy sends), or None."""
+        try:
+            return await self._driver.local_file(layout.blob_data(digest))
         except PathNotFound:
             raise BlobUnknown(digest) from None
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from arca import metrics
 from arca.storage.driver import (
@@ -147,6 +147,11 @@ class CheckedDriver(Driver):
         check_path(path)
         with self._timed("url_for"):
             return await self.inner.url_for(path, expires)
+
+    async def local_file(self, path: str) -> BinaryIO | None:
+        check_path(path)
+        with self._timed("local_file"):
+            return await self.inner.local_file(path)
 
     async def check(self) -> None:
         with self._timed("check"):

@@ -35,7 +35,7 @@ import abc
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import BinaryIO, ClassVar, Self
 
 from arca.storage.options import DriverOptions
 
@@ -232,6 +232,12 @@ class Driver(abc.ABC):
 
     async def url_for(self, path: str, expires: int = 900) -> str | None:
         """A URL clients can GET the object from directly, or None if unsupported."""
+        return None
+
+    async def local_file(self, path: str) -> BinaryIO | None:
+        """The object's bytes as a file open for reading, for zero-copy sends (sendfile),
+        or None when the backend has no local files. The caller closes it. The file
+        stays the object's content even if the name is replaced meanwhile."""
         return None
 
     async def check(self) -> None:  # noqa: B027 - optional hook, a no-op by default

@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from arca.storage.driver import (
     CHUNK_SIZE,
@@ -233,6 +233,12 @@ class FilesystemDriver(Driver):
                 yield chunk
         finally:
             os.close(fd)
+
+    async def local_file(self, path: str) -> BinaryIO:
+        full = self._resolve(path)
+        with _map_errors(path):
+            fd = _open_regular(full)
+        return os.fdopen(fd, "rb", buffering=0)
 
     async def stat(self, path: str) -> ObjectInfo:
         full = self._resolve(path)
