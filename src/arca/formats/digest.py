@@ -3,11 +3,14 @@
 `algorithm:encoded` where the algorithm is one arca can verify (sha256, sha512,
 blake3). Hashers for sha256 and sha512 can be serialised mid-stream (`rehashes`),
 so an upload session's hash state is saved with the session after each chunk and
-resumed by any process: closing never re-reads the blob.
+resumed by any process: closing never re-reads the blob. sha256 is OpenSSL's, which
+hashes without holding the GIL (formats/opensslsha.py), in rehashes' state format;
+rehashes itself where libcrypto is not usable, and for sha512.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -18,6 +21,7 @@ import blake3 as _blake3
 import rehashes
 
 from arca.errors import DigestInvalid
+from arca.formats.opensslsha import OpenSslSha256
 
 _HEX_LENGTH = {"sha256": 64, "sha512": 128, "blake3": 64}
 _GRAMMAR = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
@@ -73,7 +77,9 @@ class ResumableHasher:
     """sha256/sha512 whose state serialises to bytes between requests."""
 
     def __init__(self, algorithm: str, state: bytes | None = None) -> None:
-        cls = {"sha256": rehashes.PySha256, "sha512": rehashes.PySha512}.get(algorithm)
+        cls = {"sha256": OpenSslSha256 or rehashes.PySha256, "sha512": rehashes.PySha512}.get(
+            algorithm
+        )
         if cls is None:
             raise ValueError(f"no resumable hasher for {algorithm}")
         self.algorithm = algorithm
@@ -145,6 +151,13 @@ class MultiHasher:
     def update(self, data: bytes) -> None:
         for hasher in self.hashers:
             hasher.update(data)
+        self.size += len(data)
+
+    async def update_in_threads(self, data: bytes) -> None:
+        """`update`, each hasher in a thread of its own: sha256 (OpenSSL) and blake3
+        both release the GIL, so they run side by side and beside the event loop
+        (uploads hash every received block this way, while it is being written)."""
+        await asyncio.gather(*(asyncio.to_thread(hasher.update, data) for hasher in self.hashers))
         self.size += len(data)
 
     def digests(self) -> dict[str, Digest]:

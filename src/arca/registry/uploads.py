@@ -398,7 +398,7 @@ class UploadStore:
             async for block in _blocks(body):
                 before = sha256.state()
                 hashers = (sha256, blake3) if blake3 is not None else (sha256,)
-                hashing = asyncio.ensure_future(asyncio.to_thread(_hash, hashers, block))
+                hashing = asyncio.ensure_future(_hash(hashers, block))
                 try:
                     await writer.write(block)
                     await hashing
@@ -464,8 +464,8 @@ def _sha256_of(state: SessionState) -> Digest:
     return ResumableHasher("sha256", state.sha256).digest()
 
 
-def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> None:
-    MultiHasher(hashers).update(block)
+async def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> None:
+    await MultiHasher(hashers).update_in_threads(block)
 
 
 async def _limited(body: AsyncIterator[bytes], room: int, limit: int) -> AsyncIterator[bytes]:
