@@ -30,7 +30,7 @@ from typing import Any
 from arca.auth.policy import glob_regex
 from arca.config import Settings
 from arca.control.index import ArtifactIndex
-from arca.errors import ManifestInvalid, RegistryError, TagImmutable
+from arca.errors import ManifestInvalid, ManifestUnknown, RegistryError, TagImmutable
 from arca.formats.digest import Digest
 from arca.formats.manifest import parse_manifest
 from arca.formats.mediatypes import is_index_media_type
@@ -643,8 +643,11 @@ class Retention:
         if report.unsafe and not force and not dry_run:
             raise UnsafePlan(report.unsafe)
         todo: list[Decision] = []
+        seen: dict[str, tuple[dict[Digest, Pin], dict[Digest, set[str]]]] = {}
         for number, decision in enumerate(plan.deletions):
-            changed = await self._changed_since(plan, decision)
+            if decision.name not in seen:  # pins and tags read once per repository
+                seen[decision.name] = await self._now(decision.name)
+            changed = await self._changed_since(plan, decision, *seen[decision.name])
             if changed is None:
                 todo.append(decision)
             else:
@@ -794,8 +797,22 @@ class Retention:
                 )
         return outcomes
 
-    async def _changed_since(self, plan: Plan, decision: Decision) -> tuple[str, str] | None:
-        """Why a planned deletion no longer holds, or None (delete it)."""
+    async def _now(self, name: str) -> tuple[dict[Digest, Pin], dict[Digest, set[str]]]:
+        """The pins of `name` and the tags on each of its manifests, as they are now."""
+        tags: dict[Digest, set[str]] = {}
+        async for tag, target in self._registry.tags.all(name):
+            tags.setdefault(target, set()).add(tag)
+        return await self._pins.pinned(self._registry, name), tags
+
+    async def _changed_since(
+        self,
+        plan: Plan,
+        decision: Decision,
+        pins: Mapping[Digest, Pin],
+        tags_on: Mapping[Digest, set[str]],
+    ) -> tuple[str, str] | None:
+        """Why a planned deletion no longer holds, or None (delete it). Races after
+        this check are `_delete`'s to handle."""
         name, digest = decision.name, decision.digest
         try:
             info = await self._driver.stat(layout.revision_link(name, digest))
@@ -803,11 +820,9 @@ class Retention:
             return "gone", "deleted since the plan"
         if info.modified > plan.created:
             return "kept", "pushed again since the plan"
-        pins = await self._pins.pinned(self._registry, name)
         if digest in pins:
             return "kept", f"pinned since the plan ({_pin_reason(pins[digest])})"
-        tags = set(await self._registry.tags.pointing_at(name, digest))
-        new = sorted(tags - set(decision.tags))
+        new = sorted(tags_on.get(digest, set()) - set(decision.tags))
         if new:
             return "kept", f"tagged since the plan: {', '.join(new)}"
         entry = await self._index.entry(name, digest)
@@ -836,11 +851,14 @@ class Retention:
         if digest in pins:  # pinned during the apply, or before a killed one's is finished
             return Outcome(name, digest, planned, size, "kept", _pin_reason(pins[digest]))
         remembered = DeletedTags(self._driver)
-        links = [
-            (tag, link)
-            for tag, link in await self._registry.tags.links_to(name, digest)
-            if link.generation in (None, revision.generation)
-        ]
+        links = []  # the planned tags still on it; one set since is found after the move
+        for tag in planned:
+            try:
+                link = await self._registry.tags.link(name, tag)
+            except ManifestUnknown:
+                continue
+            if link.digest == digest and link.generation in (None, revision.generation):
+                links.append((tag, link))
         try:
             for tag, _ in links:
                 self._registry.tags.check_remove(name, tag, digest)
@@ -874,8 +892,8 @@ class Retention:
                 name, digest, stored.tags, size, "kept", "pushed again during the apply", stored.id
             )
         if await self._registry.tags.links_to(name, digest):
-            # A push that adopted the revision before it moved tagged it: its check
-            # passed, so it was acknowledged. The push wins: everything comes back.
+            # A tag set since the re-check (a push that adopted the revision before it
+            # moved: its check passed, so it was acknowledged). It wins: all comes back.
             await self._trash.restore(stored.id)
             return Outcome(name, digest, planned, size, "kept", "pushed again during the apply")
         await self._announce(name, digest, stored.tags, actor)
