@@ -392,3 +392,23 @@ async def _all_blob_digests(registry: Registry) -> AsyncIterator[Digest]:
     for algorithm, shard in await registry.blobs.shards():
         async for blob in registry.blobs.in_shard(algorithm, shard):
             yield blob.digest
+
+
+async def test_the_purge_each_run_does_reads_no_run_younger_than_the_retention() -> None:
+    registry = new_registry()
+    await push_image(registry, "app", "v1", [b"x"])
+    await registry.manifests.delete("app", "v1")
+    await age_past_grace()
+    await Collector(registry, registry.settings).run()
+    read: list[str] = []
+    original = registry.driver.get
+
+    async def counted(path: str) -> bytes:
+        read.append(path)
+        return await original(path)
+
+    setattr(registry.driver, "get", counted)  # noqa: B010
+    trash = Trash(registry)
+    assert await trash.purge(3600, time.time()) == []
+    assert not [path for path in read if path.startswith(layout.trash())]
+    assert await trash.purge(0, time.time() + 1)  # old enough now: read and purged

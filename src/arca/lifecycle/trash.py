@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import cbor2
@@ -93,6 +94,16 @@ class TrashRecord:
         )
 
 
+def run_started(run_id: str) -> float | None:
+    """When a run began, from its id (`arca.lifecycle.gc.new_run_id`), rounded down to
+    the second; None for an id of another form (then its records are read)."""
+    try:
+        stamp = datetime.strptime(run_id.split("-", 1)[0], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC).timestamp()
+
+
 class TrashUnknown(Exception):
     """No trash item has this id or digest."""
 
@@ -154,9 +165,13 @@ class Trash:
         with contextlib.suppress(PathNotFound):
             await self._driver.delete(layout.trash_item(record.run_id, record.item))
 
-    async def records(self) -> AsyncIterator[TrashRecord]:
-        """Every item in the trash, oldest run first."""
+    async def records(self, swept_before: float | None = None) -> AsyncIterator[TrashRecord]:
+        """Every item in the trash, oldest run first; with `swept_before`, runs that
+        started after it are skipped unread (their items were all swept later)."""
         async for run_id in self._driver.list(layout.trash()):
+            started = run_started(run_id)
+            if swept_before is not None and started is not None and started > swept_before:
+                continue
             async for item in self._driver.list(layout.trash_run(run_id)):
                 try:
                     yield TrashRecord.decode(
@@ -209,7 +224,9 @@ class Trash:
         """Delete every item swept more than `older_than` seconds before `now`; one
         `trash.purged` event names them (`automatic`: a collector's retention purge)."""
         purged = []
-        async for record in self.records():
+        # A run's items were swept after it started (its id says when, to the
+        # second), so the purge a collector does every run reads only old runs.
+        async for record in self.records(swept_before=now - older_than):
             if record.swept_at <= now - older_than:
                 with contextlib.suppress(PathNotFound):
                     await self._driver.delete(layout.trash_item(record.run_id, record.item))
