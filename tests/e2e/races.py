@@ -170,8 +170,16 @@ ALLOWED = {  # 400 on a push: a layer was just deleted (MANIFEST_BLOB_UNKNOWN)
 }
 
 
-def race(url: str, clients: int = 6, seconds: float = 8.0, seed: int = 0) -> list[Op]:
-    """Push the images, then run `clients` threads of random operations for `seconds`."""
+def race(
+    url: str,
+    clients: int = 6,
+    seconds: float = 8.0,
+    seed: int = 0,
+    at_least: dict[str, int] | None = None,
+) -> list[Op]:
+    """Push the images, then run `clients` threads of random operations for `seconds`;
+    longer (up to 4 times) until there are `at_least` operations of each kind given, so
+    a loaded machine makes a longer race rather than one too short to mean anything."""
     pool = images()
     with httpx.Client(base_url=url, timeout=60) as client:
         for blob in (b"{}", *(image.layer for image in pool)):
@@ -179,12 +187,25 @@ def race(url: str, clients: int = 6, seconds: float = 8.0, seed: int = 0) -> lis
     history: list[Op] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
+    cap = time.monotonic() + 4 * seconds
+    wanted = at_least or {}
+
+    def over() -> bool:
+        now = time.monotonic()
+        if now >= cap:
+            return True
+        if now < deadline:
+            return False
+        with lock:
+            done = [op.kind for op in history]
+        return all(done.count(kind) >= n for kind, n in wanted.items())
+
     actions, weights = [a for a, _ in _OPERATIONS], [w for _, w in _OPERATIONS]
 
     def run(worker: int) -> None:
         rng = random.Random(seed * 1000 + worker)
         with httpx.Client(base_url=url, timeout=60) as client:
-            while time.monotonic() < deadline:
+            while not over():
                 action = rng.choices(actions, weights)[0]
                 start = time.monotonic()
                 kind, target, value, status = action(client, rng, pool)

@@ -35,14 +35,26 @@ def s3_workers(tmp_path: Path, s3_endpoint: str) -> Iterator[ArcaServer]:
 def test_racing_clients_on_two_filesystem_workers_end_serialisable(
     filesystem_workers: ArcaServer,
 ) -> None:
-    history = race(filesystem_workers.url, clients=CLIENTS, seconds=SECONDS, seed=1)
+    history = race(
+        filesystem_workers.url,
+        clients=CLIENTS,
+        seconds=SECONDS,
+        seed=1,
+        at_least={"put-tag": 51, "delete-tag": 21},
+    )
     counts = check(filesystem_workers.url, history)
     assert counts["put-tag"] > 50, counts  # it really raced
     assert counts["delete-tag"] > 20, counts
 
 
 def test_racing_clients_on_two_s3_workers_end_serialisable(s3_workers: ArcaServer) -> None:
-    history = race(s3_workers.url, clients=CLIENTS, seconds=1.5 * SECONDS, seed=2)
+    history = race(
+        s3_workers.url,
+        clients=CLIENTS,
+        seconds=1.5 * SECONDS,
+        seed=2,
+        at_least={"put-tag": 11, "delete-tag": 4},
+    )
     counts = check(s3_workers.url, history)
     assert counts["put-tag"] > 10, counts  # moto answers slower than a filesystem
     assert counts["delete-tag"] > 3, counts
