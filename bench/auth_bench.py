@@ -23,7 +23,15 @@ import time
 from pathlib import Path
 
 import httpx
-from registry_bench import OCI_MANIFEST, Server, arca_server, prepare_manifest, read_body, sha256
+from registry_bench import (
+    OCI_MANIFEST,
+    Server,
+    arca_server,
+    image_manifest,
+    push_image_blobs,
+    read_body,
+    sha256,
+)
 
 USER, PASSWORD = "bench", "bench-password"
 
@@ -110,7 +118,12 @@ def main() -> None:
         for label, server in servers.items():
             auth = (USER, PASSWORD) if label == "auth on" else None
             with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
-                prepare_manifest(client, "bench/app", ["v1"])
+                manifest = image_manifest(*push_image_blobs(client, "bench/app"))
+                client.put(
+                    "/v2/bench/app/manifests/v1",
+                    content=manifest,
+                    headers={"Content-Type": OCI_MANIFEST},
+                ).raise_for_status()
                 digest = sha256(blob)
                 client.post(f"/v2/bench/app/blobs/uploads/?digest={digest}", content=blob)
             if label == "auth off":

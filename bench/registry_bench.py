@@ -184,6 +184,20 @@ def reference_variant() -> Variant | None:
     return Variant(REFERENCE, make)
 
 
+# -- one-off servers, for the other benches (auth, events, tags, storage) ----------------
+
+
+def arca_server(workdir: Path, label: str = "arca", env: dict[str, str] | None = None) -> Server:
+    """`arca serve` on its own filesystem storage under `workdir` (once, not per round)."""
+    return arca_variant(label, env or {}).make(workdir, 0)
+
+
+def reference_server(workdir: Path) -> Server | None:
+    """The reference registry on its own storage, or None when it is not installed."""
+    variant = reference_variant()
+    return variant.make(workdir, 0) if variant is not None else None
+
+
 # -- the machine's limits ----------------------------------------------------------------
 
 

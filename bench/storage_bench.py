@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from registry_bench import Figures, MiB, Server, big_blob, free_port, many_blobs, print_table
+from registry_bench import Server, big_blob, free_port, many_blobs
 
 
 def start_moto(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -135,17 +135,30 @@ def arca(label: str, workdir: Path, env: dict[str, str] | None) -> Server:
     return Server(label, command, f"http://127.0.0.1:{port}", workdir, env or {})
 
 
-def run(server: Server, quick: bool) -> Figures:
-    figures = Figures()
+def run(server: Server, quick: bool) -> dict[str, float]:
     size = 64 if quick else 256
-    push, pull = big_blob(server.url, size)
-    figures.values[f"push {size} MiB blob (MB/s)"] = push * MiB / 1e6
-    figures.values[f"pull {size} MiB blob (MB/s)"] = pull * MiB / 1e6
+    figures = big_blob(server.url, size, clients=1)
+    figures.pop(f"pull 1 x {size} MiB at once (MB/s)", None)  # the one-stream pull again
     count = 8 if quick else 32
-    push, pull = many_blobs(server.url, count, 4, 8)
-    figures.values[f"push {count} x 4 MiB, 8 clients (MB/s)"] = push * MiB / 1e6
-    figures.values[f"pull {count} x 4 MiB, 8 clients (MB/s)"] = pull * MiB / 1e6
+    figures.update(many_blobs(server.url, count, 4, 8))
     return figures
+
+
+def print_table(results: dict[str, dict[str, float]], reference: str) -> None:
+    """One column per driver, then each other driver's figure over the reference's."""
+    labels = list(results)
+    rows = list(next(iter(results.values())))
+    compared = [label for label in labels if label != reference] if reference in labels else []
+    width = max(len(row) for row in rows)
+    header = f"{'figure':<{width}}" + "".join(f"  {label:>12}" for label in labels)
+    header += "".join(f"  {label + '/ref':>16}" for label in compared)
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        line = f"{row:<{width}}" + "".join(f"  {results[label][row]:>12.1f}" for label in labels)
+        for label in compared:
+            line += f"  {results[label][row] / results[reference][row]:>16.2f}"
+        print(line)
 
 
 def main() -> None:
