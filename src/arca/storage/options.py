@@ -46,6 +46,28 @@ class DriverOptions:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
+def check_object_store(options: Any, urls: tuple[str, str], noun: str) -> None:
+    """The checks S3, GCS and Azure options share: retries, timeouts, the two endpoint
+    URLs, and the prefix (`noun` says what it prefixes, for the message)."""
+    from arca.storage.driver import InvalidPath, check_path  # driver.py imports this module
+
+    if options.max_attempts < 1:
+        raise OptionError("max_attempts", "must be at least 1")
+    for key in ("connect_timeout", "read_timeout"):
+        if getattr(options, key) <= 0:
+            raise OptionError(key, "must be more than 0 seconds")
+    for key in urls:
+        url = getattr(options, key)
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise OptionError(key, f"must be an http:// or https:// URL, not {url!r}")
+    prefix = options.prefix.strip("/")
+    try:
+        if prefix:
+            check_path(prefix)
+    except InvalidPath:
+        raise OptionError("prefix", f"is not a valid {noun} prefix: {options.prefix!r}") from None
+
+
 def secret(default: Any = None) -> Any:
     """A field that is never printed in full (passwords, keys, tokens)."""
     return dataclasses.field(default=default, metadata={_SECRET: True})

@@ -70,14 +70,12 @@ from arca.storage.driver import (
     Driver,
     FileWriter,
     InvalidOffset,
-    InvalidPath,
     ObjectInfo,
     PathNotFound,
     StorageError,
-    check_path,
 )
 from arca.storage.drivers._listing import in_name_order, is_object_path
-from arca.storage.options import DriverOptions, OptionError, secret
+from arca.storage.options import DriverOptions, OptionError, check_object_store, secret
 
 WRITER_SUFFIX = ".writer~"
 BLOCKS_SUFFIX = ".blocks~"
@@ -159,21 +157,7 @@ class AzureOptions(DriverOptions):
             raise OptionError(
                 "block_size", f"must be between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE} bytes"
             )
-        if self.max_attempts < 1:
-            raise OptionError("max_attempts", "must be at least 1")
-        for key in ("connect_timeout", "read_timeout"):
-            if getattr(self, key) <= 0:
-                raise OptionError(key, "must be more than 0 seconds")
-        for key in ("account_url", "public_account_url"):
-            url = getattr(self, key)
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise OptionError(key, f"must be an http:// or https:// URL, not {url!r}")
-        prefix = self.prefix.strip("/")
-        try:
-            if prefix:
-                check_path(prefix)
-        except InvalidPath:
-            raise OptionError("prefix", f"is not a valid blob prefix: {self.prefix!r}") from None
+        check_object_store(self, ("account_url", "public_account_url"), "blob")
 
 
 class AzureBlobDriver(Driver):

@@ -67,14 +67,12 @@ from arca.storage.driver import (
     Driver,
     FileWriter,
     InvalidOffset,
-    InvalidPath,
     ObjectInfo,
     PathNotFound,
     StorageError,
-    check_path,
 )
 from arca.storage.drivers._listing import in_name_order, is_object_path
-from arca.storage.options import DriverOptions, OptionError
+from arca.storage.options import DriverOptions, OptionError, check_object_store
 
 GRANULARITY = 256 << 10
 """Every resumable chunk but the last must be a multiple of this."""
@@ -157,21 +155,7 @@ class GCSOptions(DriverOptions):
             raise OptionError(
                 "chunk_size", f"must be a multiple of {GRANULARITY} bytes, at most {MAX_CHUNK_SIZE}"
             )
-        if self.max_attempts < 1:
-            raise OptionError("max_attempts", "must be at least 1")
-        for key in ("connect_timeout", "read_timeout"):
-            if getattr(self, key) <= 0:
-                raise OptionError(key, "must be more than 0 seconds")
-        for key in ("endpoint_url", "public_endpoint_url"):
-            url = getattr(self, key)
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise OptionError(key, f"must be an http:// or https:// URL, not {url!r}")
-        prefix = self.prefix.strip("/")
-        try:
-            if prefix:
-                check_path(prefix)
-        except InvalidPath:
-            raise OptionError("prefix", f"is not a valid object prefix: {self.prefix!r}") from None
+        check_object_store(self, ("endpoint_url", "public_endpoint_url"), "object")
 
 
 class GCSDriver(Driver):

@@ -48,14 +48,12 @@ from arca.storage.driver import (
     Driver,
     FileWriter,
     InvalidOffset,
-    InvalidPath,
     ObjectInfo,
     PathNotFound,
     StorageError,
-    check_path,
 )
 from arca.storage.drivers._listing import in_name_order, is_object_path
-from arca.storage.options import DriverOptions, OptionError, secret
+from arca.storage.options import DriverOptions, OptionError, check_object_store, secret
 
 MIN_PART_SIZE = 5 << 20
 """S3's minimum size of every part but the last."""
@@ -151,21 +149,7 @@ class S3Options(DriverOptions):
             raise OptionError(
                 "access_key_id", "and secret_access_key go together: give both, or neither"
             )
-        if self.max_attempts < 1:
-            raise OptionError("max_attempts", "must be at least 1")
-        for key in ("connect_timeout", "read_timeout"):
-            if getattr(self, key) <= 0:
-                raise OptionError(key, "must be more than 0 seconds")
-        for key in ("endpoint_url", "public_endpoint_url"):
-            url = getattr(self, key)
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise OptionError(key, f"must be an http:// or https:// URL, not {url!r}")
-        prefix = self.prefix.strip("/")
-        try:
-            if prefix:
-                check_path(prefix)
-        except InvalidPath:
-            raise OptionError("prefix", f"is not a valid key prefix: {self.prefix!r}") from None
+        check_object_store(self, ("endpoint_url", "public_endpoint_url"), "key")
 
 
 class S3Driver(Driver):
