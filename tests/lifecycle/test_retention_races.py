@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 
 from arca.config import Settings
+from arca.control.artifacts import ArtifactControl
 from arca.formats.digest import Digest
 from arca.lifecycle.pins import Pins
 from arca.lifecycle.retention import ApplyReport, RetentionBusy
-from arca.lifecycle.trash import Trash
+from arca.lifecycle.trash import DeletedTags, Trash
 from arca.registry.registry import Registry
 from arca.storage import layout
+from arca.storage.drivers.memory import MemoryDriver
+from tests.doubles import CountingDriver
 from tests.lifecycle.retention_helpers import open_registry, push_run, retention, settings_with
 
 pytestmark = pytest.mark.anyio
@@ -91,3 +94,58 @@ async def test_an_apply_racing_pushes_loses_nothing_pushed(tmp_path: Path) -> No
     assert deleted == {runs[3]}
     for digest in deleted:
         assert not await registry.driver.exists(layout.revision_link("ci/app", digest))
+
+
+class Killed(Exception):
+    """An applier stopped dead at a step (its journal left behind, as by SIGKILL)."""
+
+
+async def test_a_tag_pushed_just_before_a_killed_applier_moved_the_run_brings_it_back(
+    tmp_path: Path,
+) -> None:
+    # A push that adopts a doomed run's revision just before it moves is acknowledged;
+    # the applier is killed right after the move, before it looked for new tags. The
+    # apply that finishes the journal must find the tag, and bring the run back.
+    policy = {**POLICY, "keep_tags": ["^again$"]}
+    registry, control, _ = open_registry(tmp_path, settings_with([policy], max_delete_fraction=0.9))
+    runs = await _runs(registry, 8)
+    plan = await retention(registry, control).plan()
+    doomed = plan.deletions[0].digest
+
+    async def push_then_die(step: str) -> None:
+        if step == "untagged":
+            stored = await registry.manifests.get("ci/app", str(doomed))
+            await registry.manifests.put("ci/app", "again", stored.data, stored.revision.media_type)
+        elif step == "trashed":
+            raise Killed
+
+    with pytest.raises(Killed):
+        await retention(registry, control, hook=push_then_die).apply(plan, dry_run=False)
+    assert not await registry.driver.exists(layout.revision_link("ci/app", doomed))
+
+    await retention(registry, control).apply(dry_run=False)
+    again = await registry.manifests.get("ci/app", "again")  # acknowledged, so it pulls
+    assert again.revision.digest == doomed
+    (finished,) = [r async for r in retention(registry, control).reports() if r["resumed"]]
+    outcomes = {o["digest"]: o for o in finished["outcomes"]}
+    assert outcomes[str(doomed)]["outcome"] == "kept"
+    assert outcomes[str(doomed)]["detail"] == "pushed again during the apply"
+    deleted = {Digest.parse(o["digest"]) for o in finished["outcomes"] if o["outcome"] == "deleted"}
+    assert deleted == set(runs[:5]) - {doomed}
+
+
+async def test_an_apply_reads_each_tag_a_bounded_number_of_times() -> None:
+    # Linear, not deletions x tags: the tags of a repository are read a few times in
+    # all (the re-check, one scan per batch of deletions), not once per deletion.
+    driver = CountingDriver(MemoryDriver())
+    registry = Registry(driver, _settings())
+    control = ArtifactControl.attach(registry)
+    registry.events.followers.append(DeletedTags(driver))
+    runs = await _runs(registry, 160)
+    driver.calls.clear()
+    report = await retention(registry, control).apply(dry_run=False, force=True)
+    assert len(report.of("deleted")) == len(runs) - 3
+    tag_reads = driver.reads_of(lambda path: path.startswith(layout.tags("ci/app")))
+    assert len(tag_reads) <= 2 * (len(report.of("deleted")) + len(runs)), len(tag_reads)
+    for number, digest in enumerate(runs[-3:], start=len(runs) - 3):
+        assert await registry.tags.resolve("ci/app", f"run-{number}") == digest

@@ -115,6 +115,10 @@ class Pins:
             if pin is not None and (name is None or pin.name == name):
                 yield pin
 
+    async def get(self, name: str, reference: str) -> Pin | None:
+        """The pin of `name` at `reference` (a tag or a digest), or None: one read."""
+        return await self._read(_path(name, reference))
+
     async def of(self, name: str) -> list[Pin]:
         return [pin async for pin in self.all(name)]
 

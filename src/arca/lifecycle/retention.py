@@ -9,17 +9,19 @@ function (the property tests call it directly). It writes nothing.
 each planned deletion against storage (gone, pinned, tagged, relabelled since the plan:
 kept, and said so), writes a journal of what it will delete, then per artifact:
 remembers its tags (`DeletedTags`), untags it, moves its revision link (and referrer
-entry) to the trash through `Trash.put`, and publishes `manifest.deleted` with reason
-"retention". A killed applier leaves its journal; the next apply finishes it first
-(every step is idempotent), then does its own plan. GC later sweeps the blobs only
-the deleted manifests used, and `arca trash restore <id>` brings an artifact back
-with its tags.
+entry) to the trash through `Trash.put`; after each batch of a repository's moves one
+scan of its tags and pins brings back whatever was tagged or pinned meanwhile, and the
+rest get `manifest.deleted` with reason "retention". A killed applier leaves its
+journal; the next apply finishes it first (every step is idempotent), then does its own
+plan. GC later sweeps the blobs only the deleted manifests used, and `arca trash
+restore <id>` brings an artifact back with its tags.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -50,6 +52,14 @@ log = logging.getLogger(__name__)
 PLAN_VERSION = 1
 KEEP, DELETE = "keep", "delete"
 LEASE_NAME = "retention"
+PUSHED_AGAIN = "pushed again during the apply"
+
+_BATCH = 64
+"""Deletions of one repository per scan of its tags, at least (more when it has more
+tags: see `Retention._run_journal`)."""
+_REFERRER_DEPTH = 4
+"""Levels of referrers followed below a deleted subject (a signature of an SBOM of a
+run is two)."""
 
 Hook = Callable[[str], Awaitable[None]]
 Progress = Callable[[str, int, int | None], None]
@@ -472,6 +482,18 @@ class Outcome:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Moved:
+    """An artifact in the trash whose outcome waits for its batch's scan."""
+
+    key: str
+    digest: Digest
+    tags: tuple[str, ...]
+    size: int
+    rule: str
+    trash_id: str
+
+
 @dataclass(slots=True)
 class ApplyReport:
     run_id: str
@@ -739,37 +761,74 @@ class Retention:
                 yield json.loads(await self._driver.get(layout.retention_run(run_id)))
 
     async def _run_journal(self, journal: Mapping[str, Any]) -> list[Outcome]:
+        """Delete a journal's items, a repository's at a time, in batches: each item
+        is re-checked, untagged and moved at once; then one scan of the repository's
+        tags and pins per batch finds what was tagged or pinned since (`_settle`).
+        A batch is `_BATCH` deletions, or as many as the repository had tags at the
+        last scan if that is more, so the scans read no more than the deletions do:
+        an apply is linear in deletions plus tags (a scan after every deletion was
+        deletions x tags)."""
         run_id = str(journal["run_id"])
         actor = journal.get("actor")
         items = journal["items"]
         listed = {(str(item["name"]), str(item["digest"])) for item in items}
-        outcomes = []
-        for number, item in enumerate(items):
-            if self.lease.due and not await self.lease.acquire():  # renews ours
-                raise RetentionBusy("the retention lease was lost during the apply")
-            outcome = await self._delete(run_id, f"{number:08d}", item, actor)
-            outcomes.append(outcome)
-            if outcome.outcome == "deleted":
-                outcomes.extend(
-                    await self._delete_referrers(
-                        run_id, f"{number:08d}", outcome.name, outcome.digest, listed, actor
-                    )
-                )
-            self._tick("delete", number + 1, len(items))
+        outcomes: list[Outcome] = []
+        done = 0
+        numbered = [(f"{number:08d}", item) for number, item in enumerate(items)]
+        for name, group in itertools.groupby(numbered, key=lambda pair: str(pair[1]["name"])):
+            pending = list(group)
+            size = _BATCH
+            while pending:
+                batch, pending = pending[:size], pending[size:]
+                settled, tags = await self._delete_batch(run_id, name, batch, listed, actor)
+                outcomes.extend(settled)
+                done += len(batch)
+                self._tick("delete", done, len(items))
+                size = max(_BATCH, tags)
         return outcomes
 
-    async def _delete_referrers(
+    async def _delete_batch(
         self,
         run_id: str,
-        key: str,
         name: str,
-        subject: Digest,
+        batch: Sequence[tuple[str, Mapping[str, Any]]],
         listed: set[tuple[str, str]],
         actor: str | None,
-        depth: int = 0,
-    ) -> list[Outcome]:
-        """The referrers of a deleted subject the plan did not list (label artifacts
-        are not index entries): each to the trash beside it, as `<key>-<n>`."""
+    ) -> tuple[list[Outcome], int]:
+        """Delete one batch of one repository's items, then the referrers the plan did
+        not list of those that went (label artifacts are not index entries: each to
+        the trash beside its subject, as `<key>-<n>`; a subject tagged again is
+        restored first, and its referrers stay). The outcomes in journal order, and
+        how many tags the repository had at the last scan."""
+        outcomes: dict[str, Outcome] = {}
+        tags = 0
+        level = list(batch)
+        for depth in range(_REFERRER_DEPTH + 1):
+            moved: list[_Moved] = []
+            for key, item in level:
+                if self.lease.due and not await self.lease.acquire():  # renews ours
+                    raise RetentionBusy("the retention lease was lost during the apply")
+                result = await self._move(run_id, key, item)
+                if isinstance(result, Outcome):
+                    outcomes[key] = result
+                else:
+                    moved.append(result)
+            if not moved:
+                break
+            settled, tags = await self._settle(name, moved, actor)
+            outcomes.update(settled)
+            if depth == _REFERRER_DEPTH:
+                break
+            level = []
+            for key in sorted(settled):
+                if settled[key].outcome == "deleted":
+                    level.extend(await self._referrers_of(name, key, settled[key].digest, listed))
+        return [outcomes[key] for key in sorted(outcomes)], tags
+
+    async def _referrers_of(
+        self, name: str, key: str, subject: Digest, listed: set[tuple[str, str]]
+    ) -> list[tuple[str, Mapping[str, Any]]]:
+        """The referrers of a deleted subject the plan did not list, as journal items."""
         found: list[Digest] = []
         async for entry in self._driver.list(layout.referrers(name, subject)):
             parsed = layout.parse_referrer_entry(
@@ -777,25 +836,19 @@ class Retention:
             )
             if parsed is not None and (name, str(parsed[1])) not in listed:
                 found.append(parsed[1])
-        outcomes = []
-        for number, digest in enumerate(sorted(found, key=str)):
-            item = {
-                "name": name,
-                "digest": str(digest),
-                "tags": [],
-                "size": 0,
-                "rule": f"referrer: its subject {subject} was deleted",
-            }
-            sub = f"{key}-{number:03d}"
-            outcome = await self._delete(run_id, sub, item, actor)
-            outcomes.append(outcome)
-            if outcome.outcome == "deleted" and depth < 3:
-                outcomes.extend(
-                    await self._delete_referrers(
-                        run_id, sub, name, digest, listed, actor, depth + 1
-                    )
-                )
-        return outcomes
+        return [
+            (
+                f"{key}-{number:03d}",
+                {
+                    "name": name,
+                    "digest": str(digest),
+                    "tags": [],
+                    "size": 0,
+                    "rule": f"referrer: its subject {subject} was deleted",
+                },
+            )
+            for number, digest in enumerate(sorted(found, key=str))
+        ]
 
     async def _now(self, name: str) -> tuple[dict[Digest, Pin], dict[Digest, set[str]]]:
         """The pins of `name` and the tags on each of its manifests, as they are now."""
@@ -812,7 +865,7 @@ class Retention:
         tags_on: Mapping[Digest, set[str]],
     ) -> tuple[str, str] | None:
         """Why a planned deletion no longer holds, or None (delete it). Races after
-        this check are `_delete`'s to handle."""
+        this check are `_move`'s and `_settle`'s to handle."""
         name, digest = decision.name, decision.digest
         try:
             info = await self._driver.stat(layout.revision_link(name, digest))
@@ -830,28 +883,24 @@ class Retention:
             return "kept", "labels changed since the plan"
         return None
 
-    async def _delete(
-        self, run_id: str, key: str, item: Mapping[str, Any], actor: str | None
-    ) -> Outcome:
-        """Untag, then move to the trash, one artifact; idempotent (a resumed journal
-        calls it again for the item a killed applier was on)."""
+    async def _move(self, run_id: str, key: str, item: Mapping[str, Any]) -> Outcome | _Moved:
+        """Re-check, untag, then move to the trash, one artifact: its outcome if that
+        is already known (gone, or kept), else what `_settle` decides on. Idempotent
+        (a resumed journal calls it again for the item a killed applier was on)."""
         name, digest = str(item["name"]), Digest.parse(item["digest"])
         planned = tuple(item.get("tags", ()))
         size = int(item.get("size", 0))
+        rule = str(item.get("rule", ""))
         path = layout.revision_link(name, digest)
         try:
             revision = Revision.decode(await self._driver.get(path))
         except PathNotFound:
             if await self._driver.exists(layout.trash_record(run_id, key)):
-                # Moved by a killed applier: the event may not have gone out.
-                await self._announce(name, digest, planned, actor)
-                return Outcome(name, digest, planned, size, "deleted", "", f"{run_id}.{key}")
+                # Moved by a killed applier: settled like the others (the event may
+                # not have gone out, and a tag may have been pushed since).
+                return _Moved(key, digest, planned, size, rule, f"{run_id}.{key}")
             return Outcome(name, digest, planned, size, "gone", "deleted by someone else")
-        pins = await self._pins.pinned(self._registry, name)
-        if digest in pins:  # pinned during the apply, or before a killed one's is finished
-            return Outcome(name, digest, planned, size, "kept", _pin_reason(pins[digest]))
-        remembered = DeletedTags(self._driver)
-        links = []  # the planned tags still on it; one set since is found after the move
+        links = []  # the planned tags still on it; one set since is found by `_settle`
         for tag in planned:
             try:
                 link = await self._registry.tags.link(name, tag)
@@ -859,11 +908,19 @@ class Retention:
                 continue
             if link.digest == digest and link.generation in (None, revision.generation):
                 links.append((tag, link))
+        # Pinned during the apply, or before a killed one's journal is finished: the
+        # digest's pin and those of the tags still on it (a pin of another tag that
+        # names it now is `_settle`'s).
+        for reference in (str(digest), *(tag for tag, _ in links)):
+            pin = await self._pins.get(name, reference)
+            if pin is not None:
+                return Outcome(name, digest, planned, size, "kept", _pin_reason(pin))
         try:
             for tag, _ in links:
                 self._registry.tags.check_remove(name, tag, digest)
         except TagImmutable as refused:  # a rule added since the plan: touch nothing
             return Outcome(name, digest, planned, size, "kept", str(refused))
+        remembered = DeletedTags(self._driver)
         for tag, link in links:
             await remembered.tag_deleted(name, tag, digest)  # before the tag goes
             await self._registry.tags.untag(name, tag, link)
@@ -879,27 +936,43 @@ class Retention:
             digest=digest,
             objects=tuple(objects),
             size=revision.size,
-            rule=f"retention: {item.get('rule', '')}",
+            rule=f"retention: {rule}",
             swept_at=self._clock(),
             tags=planned,
         )
         stored = await self._trash.put(record)
         await self._step("trashed")
-        if await self._driver.exists(path):
-            # A push re-created it meanwhile (arca.registry.manifests re-pushes when
-            # its revision vanished): the push wins; the trash item keeps the old tags.
-            return Outcome(
-                name, digest, stored.tags, size, "kept", "pushed again during the apply", stored.id
-            )
-        if await self._registry.tags.links_to(name, digest):
-            # A tag set since the re-check (a push that adopted the revision before it
-            # moved: its check passed, so it was acknowledged). It wins: all comes back.
-            await self._trash.restore(stored.id)
-            return Outcome(name, digest, planned, size, "kept", "pushed again during the apply")
-        await self._announce(name, digest, stored.tags, actor)
-        return Outcome(
-            name, digest, stored.tags, size, "deleted", str(item.get("rule", "")), stored.id
-        )
+        return _Moved(key, digest, stored.tags, size, rule, stored.id)
+
+    async def _settle(
+        self, name: str, moved: Sequence[_Moved], actor: str | None
+    ) -> tuple[dict[str, Outcome], int]:
+        """After a batch's moves, one look at the repository as it is now: a moved
+        artifact pushed again (its revision re-created), pinned, or tagged since
+        its re-check (a push that adopted the revision before it moved: its check
+        passed, so it was acknowledged) is kept, and one tagged or pinned comes back
+        from the trash; the rest are deleted, and announced. The outcomes by key,
+        and how many tags the repository has."""
+        pins, tags_on = await self._now(name)
+        outcomes = {}
+        for m in moved:
+            if await self._driver.exists(layout.revision_link(name, m.digest)):
+                # A push re-created it meanwhile (arca.registry.manifests re-pushes
+                # when its revision vanished): the push wins; the trash item keeps
+                # the old tags.
+                outcomes[m.key] = Outcome(
+                    name, m.digest, m.tags, m.size, "kept", PUSHED_AGAIN, m.trash_id
+                )
+            elif m.digest in pins or m.digest in tags_on:
+                await self._trash.restore(m.trash_id)
+                why = _pin_reason(pins[m.digest]) if m.digest in pins else PUSHED_AGAIN
+                outcomes[m.key] = Outcome(name, m.digest, m.tags, m.size, "kept", why)
+            else:
+                await self._announce(name, m.digest, m.tags, actor)
+                outcomes[m.key] = Outcome(
+                    name, m.digest, m.tags, m.size, "deleted", m.rule, m.trash_id
+                )
+        return outcomes, sum(len(tags) for tags in tags_on.values())
 
     async def _announce(
         self, name: str, digest: Digest, tags: tuple[str, ...], actor: str | None
