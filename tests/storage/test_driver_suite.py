@@ -241,6 +241,20 @@ async def test_list_start_after_skips_names_up_to_it(driver: Driver) -> None:
     assert await names(driver, "letters", start_after="e") == []
 
 
+async def test_list_page_returns_what_list_yields_up_to_the_limit(driver: Driver) -> None:
+    for name in ["v1", "v1.0", "v1-rc", "v10", "a", "b/c"]:
+        await driver.put(f"page/{name}", b"x")
+    every = await names(driver, "page")
+    assert every == ["a", "b", "v1", "v1-rc", "v1.0", "v10"]
+    assert await driver.list_page("page", None, 100) == every
+    assert await driver.list_page("page", None, 2) == ["a", "b"]
+    assert await driver.list_page("page", "b", 2) == ["v1", "v1-rc"]
+    assert await driver.list_page("page", "v1+", 10) == ["v1-rc", "v1.0", "v10"]
+    assert await driver.list_page("page", "v10", 10) == []
+    assert await driver.list_page("page", None, 0) == []
+    assert await driver.list_page("nothing", None, 10) == []
+
+
 async def test_walk_yields_every_object_under_a_prefix(driver: Driver) -> None:
     objects = {"w/a": 1, "w/b/c": 2, "w/b/d/e": 3, "w/f": 0}
     for path, size in objects.items():

@@ -327,3 +327,56 @@ async def test_a_symlink_planted_in_a_directory_just_used_cannot_lead_outside(
     with pytest.raises(InvalidPath):
         await driver.put("repo/dir/evil", b"overwritten")
     assert (outside / "secret").read_bytes() == b"secret"
+
+
+def _age(directory: Path) -> None:
+    """Make a directory look unchanged for a minute (as if listed long after its last change)."""
+    old = os.stat(directory).st_mtime - 60
+    os.utime(directory, (old, old))
+
+
+async def test_a_remembered_big_listing_still_shows_every_later_change(
+    driver: FilesystemDriver, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tags = [f"t{n:04d}" for n in range(300)]
+    for tag in tags:
+        (root / "repo" / "tags" / tag).mkdir(parents=True)
+    _age(root / "repo" / "tags")
+    assert await driver.list_page("repo/tags", None, 1000) == tags
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        listed.append(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    assert await driver.list_page("repo/tags", "t0100", 2) == ["t0101", "t0102"]
+    assert [name async for name in driver.list("repo/tags")] == tags
+    assert listed == []  # answered from the remembered listing
+    await driver.put("repo/tags/t9999/current/link", b"x")
+    assert (await driver.list_page("repo/tags", "t0298", 10)) == ["t0299", "t9999"]
+    await driver.delete("repo/tags/t0000")
+    assert (await driver.list_page("repo/tags", None, 1)) == ["t0001"]
+    assert len(listed) == 2  # each change was seen, by listing again
+
+
+async def test_a_listing_of_a_directory_changed_a_moment_ago_is_not_remembered(
+    driver: FilesystemDriver, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A change in the same clock tick as the one before keeps the directory's time, so
+    # only a directory unchanged for a while may be answered from memory.
+    (root / "busy").mkdir()
+    for n in range(300):
+        (root / "busy" / f"{n:04d}").write_bytes(b"x")
+    calls = [0]
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        calls[0] += 1
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    for _ in range(3):
+        assert len(await driver.list_page("busy", None, 1000)) == 300
+    assert calls[0] == 3

@@ -192,11 +192,9 @@ class TagStore:
 
     async def page(self, name: str, limit: int, last: str | None) -> TagPage:
         """Up to `limit` tags after `last`, lexically; NAME_UNKNOWN for a missing repo."""
-        names: list[str] = []
-        async for tag in self._driver.list(layout.tags(name), start_after=last):
-            if len(names) == limit:
-                return TagPage(names, more=True)
-            names.append(tag)
+        names = await self._driver.list_page(layout.tags(name), last, limit + 1)
+        if len(names) > limit:
+            return TagPage(names[:limit], more=True)
         if not names and last is None and not await repository_exists(self._driver, name):
             raise NameUnknown(name)
         return TagPage(names, more=False)

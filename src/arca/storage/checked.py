@@ -20,6 +20,7 @@ repeat or forget:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -101,6 +102,13 @@ class CheckedDriver(Driver):
             with self._counted("list"):
                 async for name in names:
                     yield name
+
+    async def list_page(
+        self, prefix: str, start_after: str | None, limit: int
+    ) -> builtins.list[str]:
+        check_path(prefix)
+        with self._timed("list"):
+            return await self.inner.list_page(prefix, start_after, limit)
 
     async def walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         check_path(prefix)
