@@ -6,6 +6,7 @@ enumerates the contract to keep it so.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -52,6 +53,12 @@ class WrappingDriver(Driver):
         self._seen("list", prefix)
         async for name in self.inner.list(prefix, start_after):
             yield name
+
+    async def list_page(
+        self, prefix: str, start_after: str | None, limit: int
+    ) -> builtins.list[str]:
+        self._seen("list", prefix)
+        return await self.inner.list_page(prefix, start_after, limit)
 
     async def walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         self._seen("walk", prefix)

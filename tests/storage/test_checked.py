@@ -6,6 +6,7 @@ until every wrapper (this one and the tests' doubles) forwards it.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,6 +56,12 @@ class Hooked(MemoryDriver):
     async def local_file(self, path: str) -> BinaryIO | None:
         self.seen.append("local_file")
         return io.BytesIO(b"local " + path.encode())
+
+    async def list_page(
+        self, prefix: str, start_after: str | None, limit: int
+    ) -> builtins.list[str]:
+        self.seen.append("list_page")
+        return [f"{prefix} after {start_after}, {limit}"]
 
     async def check(self) -> None:
         self.seen.append("check")
@@ -111,6 +118,10 @@ async def _list(driver: Driver) -> Any:
     return [name async for name in driver.list("a")]
 
 
+async def _list_page(driver: Driver) -> Any:
+    return await driver.list_page("a", "b", 2)
+
+
 async def _walk(driver: Driver) -> Any:
     await driver.put("a/b/c", b"data")
     return [info.path async for info in driver.walk("a")]
@@ -163,6 +174,7 @@ HOOK_CALLS: dict[str, tuple[Callable[[Driver], Awaitable[Any]], Any, list[str]]]
     "open_read": (_read, b"at", []),
     "stat": (_stat, 4, []),
     "list": (_list, ["b"], []),
+    "list_page": (_list_page, ["a after b, 2"], ["list_page"]),
     "walk": (_walk, ["a/b/c"], []),
     "delete": (_delete, True, ["exists"]),  # Hooked.exists answers True for anything
     "delete_if": (_delete_if, (False, True), []),
