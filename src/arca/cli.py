@@ -45,6 +45,18 @@ from rich.table import Table
 
 from arca import label_command, quota_command, retention_commands
 from arca.auth import commands as auth_commands
+from arca.cli_options import (
+    DEFAULT_REGISTRY,
+    ConfigFile,
+    Json,
+    LabelOption,
+    PlainHttp,
+    RegistryUrl,
+    Since,
+    StorageDir,
+    Timeout,
+    Until,
+)
 from arca.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -101,7 +113,6 @@ trash_app = typer.Typer(no_args_is_help=True, help="What garbage collection swep
 app.add_typer(trash_app, name="trash")
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
-DEFAULT_REGISTRY = "http://127.0.0.1:5000"
 
 _stderr = Console(stderr=True, soft_wrap=True)
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -326,10 +337,6 @@ def index_rebuild(
 
 # -- lifecycle: gc, trash, scrub (against storage, like `index rebuild`) ---------------
 
-StorageDir = Annotated[Path | None, typer.Option(help="Directory of the filesystem driver's data.")]
-ConfigFile = Annotated[
-    Path | None, typer.Option(envvar="ARCA_CONFIG", help="TOML configuration file.")
-]
 _DURATION = re.compile(r"(\d+)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -562,43 +569,6 @@ def scrub(
     if report.corrupt:
         raise typer.Exit(EXIT_NEGATIVE)
 
-
-# -- workflow options ------------------------------------------------------------------
-
-RegistryUrl = Annotated[
-    str,
-    typer.Option(
-        envvar="ARCA_REGISTRY",
-        help="The registry: a URL, or HOST:PORT as oras and skopeo take it (http for a"
-        " loopback address, https otherwise).",
-        show_default=True,
-        metavar="URL",
-    ),
-]
-PlainHttp = Annotated[
-    bool,
-    typer.Option("--plain-http", help="Use http for a HOST:PORT registry that is not loopback."),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")]
-LabelOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--label", "-l", help="KEY=VALUE; repeatable, all must match.", metavar="KEY=VALUE"
-    ),
-]
-Timeout = Annotated[float, typer.Option(help="Seconds to wait on the registry.", metavar="SECONDS")]
-Since = Annotated[
-    str | None,
-    typer.Option(
-        help="Only artifacts created at or after WHEN: a duration ago (30m, 12h, 7d, 2w)"
-        " or an ISO 8601 time (UTC unless an offset is given).",
-        metavar="WHEN",
-    ),
-]
-Until = Annotated[
-    str | None,
-    typer.Option(help="Only artifacts created at or before WHEN (as --since).", metavar="WHEN"),
-]
 
 _DURATION = re.compile(r"(\d{1,9})([smhdw])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -1530,7 +1500,7 @@ def webhooks(
         )
 
 
-label_command.register(app)  # arca label (docs/artifacts.md), after the shared options
+label_command.register(app)  # arca label (docs/artifacts.md)
 
 
 def main() -> None:

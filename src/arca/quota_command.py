@@ -4,13 +4,14 @@ storage (docs/protection.md), registered on the main CLI by `register`."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
+
+from arca.cli_options import ConfigFile, Json, StorageDir
 
 
 def register(app: typer.Typer) -> None:
@@ -18,15 +19,9 @@ def register(app: typer.Typer) -> None:
 
 
 def quota(
-    storage: Annotated[
-        Path | None, typer.Option(help="Directory of the filesystem driver's data.")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(envvar="ARCA_CONFIG", help="TOML configuration file.")
-    ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document, nothing else.")
-    ] = False,
+    storage: StorageDir = None,
+    config: ConfigFile = None,
+    as_json: Json = False,
 ) -> None:
     """Usage of every repository a [[quotas]] rule names, against the rule's limits."""
     import sys

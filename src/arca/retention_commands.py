@@ -18,29 +18,11 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
+from arca.cli_options import DEFAULT_REGISTRY, ConfigFile, Json, PlainHttp, RegistryUrl, StorageDir
+
 retention_app = typer.Typer(
     no_args_is_help=True, help="Retention policies: plan what to delete, then apply it."
 )
-
-StorageDir = Annotated[Path | None, typer.Option(help="Directory of the filesystem driver's data.")]
-ConfigFile = Annotated[
-    Path | None, typer.Option(envvar="ARCA_CONFIG", help="TOML configuration file.")
-]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")]
-RegistryUrl = Annotated[
-    str,
-    typer.Option(
-        envvar="ARCA_REGISTRY",
-        help="The registry: a URL, or HOST:PORT as oras and skopeo take it (http for a"
-        " loopback address, https otherwise).",
-        show_default=True,
-        metavar="URL",
-    ),
-]
-PlainHttp = Annotated[
-    bool,
-    typer.Option("--plain-http", help="Use http for a HOST:PORT registry that is not loopback."),
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -225,7 +207,7 @@ def pin(
     reason: Annotated[
         str, typer.Option(help="Why (shown by `arca pins` and in plans).", metavar="TEXT")
     ] = "",
-    registry: RegistryUrl = "http://127.0.0.1:5000",
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     plain_http: PlainHttp = False,
     as_json: Json = False,
 ) -> None:
@@ -248,7 +230,7 @@ def pins(
     name: Annotated[
         str | None, typer.Argument(help="Only this repository.", metavar="NAME")
     ] = None,
-    registry: RegistryUrl = "http://127.0.0.1:5000",
+    registry: RegistryUrl = DEFAULT_REGISTRY,
     plain_http: PlainHttp = False,
     as_json: Json = False,
 ) -> None:

@@ -17,11 +17,10 @@ from typing import Annotated
 import httpx
 import typer
 
+from arca.cli_options import ConfigFile
+
 user_app = typer.Typer(no_args_is_help=True, help="Users of the htpasswd file ([auth] htpasswd).")
 
-ConfigOption = Annotated[
-    Path | None, typer.Option(envvar="ARCA_CONFIG", help="TOML configuration file.")
-]
 FileOption = Annotated[
     Path | None, typer.Option("--file", "-f", help="The htpasswd file (default: [auth] htpasswd).")
 ]
@@ -68,7 +67,7 @@ def user_add(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
     file: FileOption = None,
-    config: ConfigOption = None,
+    config: ConfigFile = None,
 ) -> None:
     """Add a user, or set a new password for an existing one (bcrypt)."""
     from arca.auth import htpasswd
@@ -87,7 +86,7 @@ def user_add(
 def user_remove(
     name: Annotated[str, typer.Argument(help="User name.")],
     file: FileOption = None,
-    config: ConfigOption = None,
+    config: ConfigFile = None,
 ) -> None:
     """Remove a user (exit 1 if there is no such user)."""
     from arca.auth import htpasswd
@@ -100,7 +99,7 @@ def user_remove(
 
 
 @user_app.command("list")
-def user_list(file: FileOption = None, config: ConfigOption = None) -> None:
+def user_list(file: FileOption = None, config: ConfigFile = None) -> None:
     """The user names, one per line."""
     from arca.auth import htpasswd
 
