@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 # A client that reads nothing for this long has its zero-copy response abandoned (and
 # the connection closed): a send holds a thread, which must not be held forever.
 SEND_STALL_SECONDS = 120.0
+# Body bytes a connection reads ahead of the application before it stops reading the
+# socket (uvicorn: 64 KiB). A blob upload hashes and writes one 2 MiB block at a time;
+# with room for two more the next blocks keep arriving meanwhile, so network, hashing
+# and the disk overlap instead of taking turns. Per connection, so memory stays bounded.
+BODY_BUFFER = 4 << 20
 # Threads that run sendfile loops: one per response being sent, apart from the default
 # executor so that many slow pulls cannot starve storage calls of threads.
 _SENDERS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="arca-send")
@@ -105,6 +110,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_min_rate = body_min_rate
         self._timer: asyncio.TimerHandle | None = None
         self._body_deadline = 0.0
+        self._body: _Body | None = None
+        """The body buffer of `self.cycle` (the request whose bytes arrive now)."""
 
     # -- headers ---------------------------------------------------------------------
 
@@ -136,15 +143,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
-        if offer and cycle is not None and cycle is not previous:
-            # The cycle's task has not started yet: it will call this `send`.
-            cycle.send = functools.partial(_send, cycle, cycle.send)  # type: ignore[method-assign]
+        if cycle is not None and cycle is not previous:
+            # The cycle's task has not started yet: it will call this `receive` and `send`.
+            self._body = _Body()
+            cycle.receive = functools.partial(_receive, cycle, self._body)  # type: ignore[method-assign]
+            if offer:
+                cycle.send = functools.partial(_send, cycle, cycle.send)  # type: ignore[method-assign]
         if self._body_timeout > 0:
             self._body_deadline = time.monotonic() + self._body_timeout
             self._arm(self._body_timeout, self._check_body)
 
     def on_body(self, body: bytes) -> None:
-        super().on_body(body)
+        """uvicorn's `on_body`, keeping the chunks as they came (uvicorn appends each to
+        a bytearray, then copies that into bytes in `receive`: two copies of every
+        byte) and reading ahead up to BODY_BUFFER bytes instead of 64 KiB."""
+        cycle, buffer = self.cycle, self._body
+        if cycle is None or buffer is None or cycle.response_complete:
+            return
+        if self.parser.should_upgrade() and self._should_upgrade():
+            return
+        buffer.chunks.append(body)
+        buffer.size += len(body)
+        if buffer.size > BODY_BUFFER:
+            self.flow.pause_reading()
+        cycle.message_event.set()
         if self._body_min_rate > 0:
             now = time.monotonic()
             earned = self._body_deadline + len(body) / self._body_min_rate
@@ -190,6 +212,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         client = f"{self.client[0]}:{self.client[1]}" if self.client else None
         log.info(message, extra={"client": client, "timeout_seconds": timeout})
         self.transport.close()
+
+
+# -- request bodies ----------------------------------------------------------------------
+
+
+class _Body:
+    """What has arrived of a request's body and not yet been received by the app."""
+
+    __slots__ = ("chunks", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+
+async def _receive(cycle: RequestResponseCycle, body: _Body) -> Any:
+    """uvicorn's `receive`, handing over everything buffered as one bytes object: the
+    chunk itself when there is one (no copy), else the chunks joined once."""
+    if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
+        cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        cycle.waiting_for_100_continue = False
+    if not cycle.disconnected and not cycle.response_complete:
+        cycle.flow.resume_reading()
+        await cycle.message_event.wait()
+        cycle.message_event.clear()
+    if cycle.disconnected or cycle.response_complete:
+        return {"type": "http.disconnect"}
+    chunks = body.chunks
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    body.chunks, body.size = [], 0
+    return {"type": "http.request", "body": data, "more_body": cycle.more_body}
 
 
 # -- zero-copy send --------------------------------------------------------------------

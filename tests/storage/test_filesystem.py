@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -380,3 +381,43 @@ async def test_a_listing_of_a_directory_changed_a_moment_ago_is_not_remembered(
     for _ in range(3):
         assert len(await driver.list_page("busy", None, 1000)) == 300
     assert calls[0] == 3
+
+
+async def test_a_big_write_starts_its_writeback_before_the_final_fsync(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that closing a 512 MiB upload does not wait for all of it to reach the disk
+    (storage/drivers/writeback.py); the bytes are the same either way."""
+    from arca.storage.drivers import filesystem, writeback
+
+    if sys.platform.startswith("linux"):
+        assert writeback.available(), "sync_file_range not found in libc"
+    started: list[tuple[int, int]] = []
+
+    def recording(fd: int, offset: int) -> None:
+        started.append((offset, os.fstat(fd).st_size))
+        writeback.start_writeback(fd, offset)
+
+    monkeypatch.setattr(filesystem, "start_writeback", recording)
+    for durable, expected in ((True, True), (False, False)):
+        started.clear()
+        driver = FilesystemDriver(str(root / str(durable)), fsync=durable)
+        piece = os.urandom(1 << 20)
+        writer = await driver.writer("uploads/u/data")
+        for _ in range(20):
+            await writer.write(piece)
+        await writer.truncate(3 << 20)
+        for _ in range(10):
+            await writer.write(piece)
+        during = list(started)
+        await writer.close()
+        assert (root / str(durable) / "uploads/u/data").read_bytes() == piece * 3 + piece * 10
+        assert bool(during) is expected
+        # Each range starts where the last one ended (or where truncation cut it), and
+        # covers at least WRITEBACK_BYTES.
+        ends = [0]
+        for offset, size in during:
+            assert offset <= ends[-1]
+            assert size - offset >= writeback.WRITEBACK_BYTES
+            ends.append(size)
+        await driver.close()

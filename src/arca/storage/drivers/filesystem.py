@@ -50,6 +50,7 @@ from arca.storage.driver import (
     PathNotFound,
     StorageError,
 )
+from arca.storage.drivers.writeback import WRITEBACK_BYTES, start_writeback
 from arca.storage.options import DriverOptions, OptionError
 
 _SMALL_FILE = 64 * 1024
@@ -615,7 +616,10 @@ class FilesystemDriver(Driver):
 
 
 class _FilesystemWriter(FileWriter):
-    """Appends to the file at the path; buffers up to CHUNK_SIZE between thread hops."""
+    """Appends to the file at the path; buffers up to CHUNK_SIZE between thread hops.
+
+    With fsync on, the writeback of every WRITEBACK_BYTES written is started at once
+    (writeback.py), so that the fsync of `close` does not wait for the whole file."""
 
     def __init__(
         self, driver: FilesystemDriver, path: str, full: str, fd: int, size: int, created: bool
@@ -627,6 +631,8 @@ class _FilesystemWriter(FileWriter):
         self._size = size
         self._created = created
         self._buffer = bytearray()
+        self._writeback_from = size
+        """Where the bytes whose writeback has not been started begin."""
 
     @property
     def size(self) -> int:
@@ -678,6 +684,7 @@ class _FilesystemWriter(FileWriter):
 
     def _truncate(self, fd: int, size: int) -> None:
         os.ftruncate(fd, size)
+        self._writeback_from = min(self._writeback_from, size)
         if self._driver._durable:
             os.fsync(fd)
 
@@ -694,10 +701,14 @@ class _FilesystemWriter(FileWriter):
         await self._write(data)
 
     async def _write(self, data: bytes | bytearray) -> None:
+        """Write `data` (already counted in `_size`) in a thread."""
         fd = self._check_open()
+        writeback = None
+        if self._driver._durable and self._size - self._writeback_from >= WRITEBACK_BYTES:
+            writeback, self._writeback_from = self._writeback_from, self._size
         try:
             with _map_errors(self._path, writing=True):
-                await _in_thread(_write_all, fd, data)
+                await _in_thread(_write_all, fd, data, writeback)
         except BaseException:
             # What reached the file is unknown: a resumed writer reports the truth.
             self._release()
@@ -807,11 +818,14 @@ def _read_to_end(fd: int, size: int) -> bytes:
     return data
 
 
-def _write_all(fd: int, data: bytes | bytearray) -> None:
+def _write_all(fd: int, data: bytes | bytearray, writeback: int | None = None) -> None:
+    """Write all of `data`; then, given an offset, start the writeback from there."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+    if writeback is not None:
+        start_writeback(fd, writeback)
 
 
 def _fsync_directory(directory: str) -> None:
