@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from arca import serving
 from arca.serving import BODY_BUFFER, guarded_protocol
 
 MiB = 1 << 20
@@ -29,7 +30,8 @@ MiB = 1 << 20
 
 class _Recorder:
     """Answers every request with what it received: the body's size and sha256, and
-    the size of each `http.request` message. `?wait=S` sleeps before reading."""
+    the size of each `http.request` message. `?wait=S` sleeps before reading;
+    `?ignore=1` answers without reading the body."""
 
     def __init__(self) -> None:
         self.disconnects = 0
@@ -40,7 +42,7 @@ class _Recorder:
         query = dict(p.split("=") for p in scope["query_string"].decode().split("&") if p)
         await asyncio.sleep(float(query.get("wait", 0)))
         hasher, sizes = hashlib.sha256(), []
-        while True:
+        while not query.get("ignore"):
             message = await receive()
             if message["type"] == "http.disconnect":
                 self.disconnects += 1
@@ -157,6 +159,42 @@ def test_the_server_reads_ahead_of_a_slow_application_but_only_so_far(
     assert first > 2 * MiB, f"only {first} bytes were read ahead while the application slept"
     # Bounded: what was buffered, plus at most one read of the socket past the limit.
     assert max(answer["sizes"]) <= BODY_BUFFER + MiB
+
+
+def test_past_the_process_wide_budget_a_connection_reads_ahead_only_a_little(
+    served: tuple[int, _Recorder], monkeypatch: pytest.MonkeyPatch
+):
+    """Many slow uploads at once must not hold BODY_BUFFER each."""
+    port, _ = served
+    monkeypatch.setattr(serving, "BODY_BUFFERS_TOTAL", 0)
+    data = os.urandom(16 * MiB)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_head(len(data), "/?wait=1"))
+        sender = threading.Thread(target=sock.sendall, args=(data,))
+        sender.start()
+        (answer,) = _answers(sock, 1)
+        sender.join(60)
+    assert answer["sha256"] == hashlib.sha256(data).hexdigest()
+    assert max(answer["sizes"]) <= MiB, "read ahead past the budget"
+
+
+def test_bodies_left_unread_are_not_counted_against_the_budget(served: tuple[int, _Recorder]):
+    """Early answers, kept-alive connections and clients that leave mid-body all give
+    their buffered bytes back (else the budget would shrink until every connection
+    read ahead 64 KiB)."""
+    port, app = served
+    before = app.disconnects
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_head(3 * MiB, "/?ignore=1&wait=0.5") + os.urandom(3 * MiB))
+        sock.sendall(_head(5) + b"hello")
+        answers = _answers(sock, 2)
+    assert [answer["size"] for answer in answers] == [0, 5]
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_head(10 * MiB, "/?wait=0.5") + os.urandom(3 * MiB))
+    deadline = time.monotonic() + 30
+    while app.disconnects == before or serving._Body.buffered:
+        assert time.monotonic() < deadline, f"{serving._Body.buffered} bytes still counted"
+        time.sleep(0.02)
 
 
 def test_expect_100_continue_gets_its_interim_response(served: tuple[int, _Recorder]):

@@ -55,6 +55,11 @@ SEND_STALL_SECONDS = 120.0
 # with room for two more the next blocks keep arriving meanwhile, so network, hashing
 # and the disk overlap instead of taking turns. Per connection, so memory stays bounded.
 BODY_BUFFER = 4 << 20
+# All connections' read-ahead together, per process: past it each connection reads at
+# most 64 KiB ahead (uvicorn's limit), so that a thousand slow uploads cannot make the
+# process hold gigabytes of bodies the application has not taken yet.
+BODY_BUFFERS_TOTAL = 64 << 20
+_LEAN_BUFFER = 64 * 1024
 # Threads that run sendfile loops: one per response being sent, apart from the default
 # executor so that many slow pulls cannot starve storage calls of threads.
 _SENDERS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="arca-send")
@@ -112,6 +117,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_deadline = 0.0
         self._body: _Body | None = None
         """The body buffer of `self.cycle` (the request whose bytes arrive now)."""
+        self._bodies: set[_Body] = set()
+        """Every body buffer of this connection whose response has not completed."""
 
     # -- headers ---------------------------------------------------------------------
 
@@ -145,8 +152,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle is not previous:
             # The cycle's task has not started yet: it will call this `receive` and `send`.
-            self._body = _Body()
-            cycle.receive = functools.partial(_receive, cycle, self._body)  # type: ignore[method-assign]
+            self._body = body = _Body()
+            self._bodies.add(body)
+            cycle.receive = functools.partial(_receive, cycle, body)  # type: ignore[method-assign]
+            cycle.on_response = functools.partial(self._responded, body, cycle.on_response)
             if offer:
                 cycle.send = functools.partial(_send, cycle, cycle.send)  # type: ignore[method-assign]
         if self._body_timeout > 0:
@@ -162,9 +171,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self.parser.should_upgrade() and self._should_upgrade():
             return
-        buffer.chunks.append(body)
-        buffer.size += len(body)
-        if buffer.size > BODY_BUFFER:
+        buffer.add(body)
+        ahead = BODY_BUFFER if _Body.buffered <= BODY_BUFFERS_TOTAL else _LEAN_BUFFER
+        if buffer.size > ahead:
             self.flow.pause_reading()
         cycle.message_event.set()
         if self._body_min_rate > 0:
@@ -195,7 +204,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        for body in self._bodies:
+            body.release()
+        self._bodies.clear()
         super().connection_lost(exc)
+
+    def _responded(self, body: _Body, on_response: Callable[[], None]) -> None:
+        """A response is complete: what its request left unread is dropped."""
+        body.release()
+        self._bodies.discard(body)
+        on_response()
 
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         self._disarm()
@@ -222,14 +240,33 @@ class _Body:
 
     __slots__ = ("chunks", "size")
 
+    buffered = 0
+    """Bytes held by every body buffer of the process (its one event loop's connections)."""
+
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.size = 0
 
+    def add(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        _Body.buffered += len(chunk)
+
+    def take(self) -> bytes:
+        """Everything buffered, as one bytes object: the chunk itself when there is one
+        (no copy), else the chunks joined once."""
+        chunks = self.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.release()
+        return data
+
+    def release(self) -> None:
+        _Body.buffered -= self.size
+        self.chunks, self.size = [], 0
+
 
 async def _receive(cycle: RequestResponseCycle, body: _Body) -> Any:
-    """uvicorn's `receive`, handing over everything buffered as one bytes object: the
-    chunk itself when there is one (no copy), else the chunks joined once."""
+    """uvicorn's `receive`, handing over everything buffered (`_Body.take`)."""
     if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
         cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         cycle.waiting_for_100_continue = False
@@ -239,10 +276,7 @@ async def _receive(cycle: RequestResponseCycle, body: _Body) -> Any:
         cycle.message_event.clear()
     if cycle.disconnected or cycle.response_complete:
         return {"type": "http.disconnect"}
-    chunks = body.chunks
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    body.chunks, body.size = [], 0
-    return {"type": "http.request", "body": data, "more_body": cycle.more_body}
+    return {"type": "http.request", "body": body.take(), "more_body": cycle.more_body}
 
 
 # -- zero-copy send --------------------------------------------------------------------
