@@ -186,11 +186,8 @@ def serve(
     log_format: Annotated[str | None, typer.Option(help="text or json (one per line).")] = None,
 ) -> None:
     """Serve the OCI distribution API (defaults: 127.0.0.1:5000, storage in ./data)."""
-    import uvicorn
-
-    from arca import __version__
-    from arca.log import configure, logging_config
-    from arca.serving import guarded_protocol
+    from arca import __version__, processes
+    from arca.log import configure
 
     overrides = _storage_overrides(storage)
     flags = {"HOST": host, "PORT": port, "WORKERS": workers}
@@ -201,7 +198,7 @@ def serve(
     settings = _settings(config, overrides)
     _check_storage(settings)
     server = settings.server
-    # Worker processes rebuild the same settings from the environment.
+    # The server (or each worker) rebuilds the same settings from the environment.
     os.environ.update(overrides)
     if config is not None:
         os.environ["ARCA_CONFIG"] = str(config.resolve())
@@ -211,59 +208,23 @@ def serve(
         __version__,
         extra={"storage": settings.storage.driver, "workers": server.workers},
     )
-    with _metrics_directory(server.workers):
-        uvicorn.run(
-            "arca.app:create_app_from_environment",
-            factory=True,
-            host=server.host,
-            port=server.port,
-            workers=server.workers,
-            log_config=logging_config(server.log_level, server.log_format, server.access_log),
-            log_level=server.log_level,
-            # httptools with the header and body timeouts uvicorn lacks (arca/serving.py).
-            http=guarded_protocol(  # type: ignore[arg-type]
-                settings.limits.header_timeout_seconds,
-                settings.limits.body_timeout_seconds,
-                settings.limits.body_min_bytes_per_second,
-                server.sendfile,
-            ),
-            loop="uvloop",
-            access_log=False,  # arca.access (api/observe.py) logs each request instead
-            server_header=False,
-            timeout_keep_alive=30,
-            ssl_certfile=server.tls_cert or None,
-            ssl_keyfile=server.tls_key or None,
-        )
+    _empty_metrics_directory()
+    # This process holds the whole CLI: it becomes a lean server or supervisor (same pid).
+    shown = ("host", "port", "log_level", "log_format", "access_log")
+    facts: dict[str, Any] = {key: getattr(server, key) for key in shown}
+    processes.become(server.workers, facts | {"tls": bool(server.tls_cert)})
 
 
-@contextmanager
-def _metrics_directory(workers: int) -> Iterator[None]:
-    """With several workers, prometheus-client's multiprocess mode: a directory where each
-    worker keeps its figures, so any worker's /metrics answers the sum (arca/metrics.py).
-
-    An operator's PROMETHEUS_MULTIPROC_DIR is used (emptied first: figures of an earlier
-    run would be added to ours); otherwise a fresh one, removed at exit."""
-    import shutil
-    import tempfile
-
+def _empty_metrics_directory() -> None:
+    """An operator's PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode,
+    arca/metrics.py) is emptied first: figures of an earlier run would be added to ours.
+    Without one, the supervisor of several workers makes a fresh one (arca/processes.py)."""
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if given:
         directory = Path(given)
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("*.db"):
             stale.unlink()
-        yield
-        return
-    if workers == 1:
-        yield
-        return
-    created = tempfile.mkdtemp(prefix="arca-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
-    try:
-        yield
-    finally:
-        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
-        shutil.rmtree(created, ignore_errors=True)
 
 
 def _storage_overrides(storage: Path | None) -> dict[str, str]:
