@@ -117,6 +117,24 @@ def create_bucket(endpoint_url: str) -> str:
     return name
 
 
+def bucket_keys(endpoint_url: str, bucket: str) -> list[str]:
+    """Every key in `bucket` on `endpoint_url`."""
+    client = _botocore_session().create_client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=S3_REGION,
+        aws_access_key_id=S3_CREDENTIALS["access_key_id"],
+        aws_secret_access_key=S3_CREDENTIALS["secret_access_key"],
+    )
+    try:
+        keys = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return keys
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def s3_bucket(s3_endpoint: str) -> str:
     return create_bucket(s3_endpoint)
