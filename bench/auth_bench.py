@@ -1,14 +1,23 @@
 """What auth costs per request: manifest GET and blob GET rates with auth off and on.
 
-Usage: .venv/bin/python bench/auth_bench.py [--seconds 5] [--rounds 3]
+Usage: .venv/bin/python bench/auth_bench.py [--seconds 3] [--rounds 9] [--control]
 
-Starts arca three times over the same kind of storage: auth off; auth on, the client
-sending Basic credentials on every request (bcrypt once, then the remembered check);
-auth on, the client sending a bearer token from the token endpoint (verified once,
-then remembered until it expires). Each workload runs `--rounds` times per server,
-the servers taking turns, with 4 keep-alive connections; the median is printed with
-each auth column's ratio to auth off. The load generator is registry_bench's minimal
-asyncio client, so the client is the cheapest part of the measurement.
+Starts arca twice over the same kind of storage, auth off and auth on, and measures
+three columns: auth off; auth on, the client sending Basic credentials on every
+request (bcrypt once, then the remembered check); auth on, the client sending a
+bearer token from the token endpoint (verified once, then remembered until it
+expires). `--control` adds a second auth-off server: its column against the first
+shows how far two identical servers drift apart, the floor under any ratio here.
+
+Each round runs every workload once per column, with 4 keep-alive connections, the
+columns' order rotating from round to round so that none always goes first. Two
+figures per run: requests per second, and the server process's CPU time per request
+(user + system from /proc/<pid>/stat before and after the run). On a shared machine
+req/s follows whatever else is running; CPU per request is what the server spent,
+and moves far less. Printed: the median of each over the rounds, its spread
+(min-max), and each column's ratio to auth off; the load average before and after.
+The load generator is registry_bench's minimal asyncio client, so the client is the
+cheapest part of the measurement.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -72,7 +82,8 @@ class Ready(Server):
 
 async def request_rate(
     url: str, path: str, headers: dict[str, str], connections: int, seconds: float
-) -> float:
+) -> tuple[int, float]:
+    """(requests answered, seconds taken) for `seconds` of GETs on `connections`."""
     host, port = url.removeprefix("http://").split(":")
     extra = "".join(f"{key}: {value}\r\n" for key, value in headers.items())
     request = (
@@ -94,13 +105,45 @@ async def request_rate(
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(slot) for slot in range(connections)))
-    return sum(counts) / (time.perf_counter() - start)
+    return sum(counts), time.perf_counter() - start
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
+
+
+@dataclass
+class Run:
+    rate: float
+    """Requests per second."""
+    cpu_us: float
+    """Server CPU microseconds per request."""
+
+
+def measure(server: Server, path: str, headers: dict[str, str], seconds: float) -> Run:
+    assert server.process is not None
+    before = cpu_seconds(server.process.pid)
+    count, elapsed = asyncio.run(request_rate(server.url, path, headers, 4, seconds))
+    spent = cpu_seconds(server.process.pid) - before
+    return Run(count / elapsed, spent / count * 1e6)
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--control", action="store_true", help="a second auth-off server, as a noise floor"
+    )
     arguments = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="arca-auth-bench-"))
     config = auth_config(workdir)
@@ -108,9 +151,12 @@ def main() -> None:
         "auth off": Ready(**vars(arca_server(workdir, "off"))),
         "auth on": Ready(**vars(arca_server(workdir, "on", {"ARCA_CONFIG": str(config)}))),
     }
+    if arguments.control:
+        servers["auth off (2)"] = Ready(**vars(arca_server(workdir, "off2")))
     basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     blob = os.urandom(4096)
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, dict[str, list[Run]]] = {}
+    load_before = load()
     try:
         for server in servers.values():
             server.start()
@@ -126,8 +172,8 @@ def main() -> None:
                 ).raise_for_status()
                 digest = sha256(blob)
                 client.post(f"/v2/bench/app/blobs/uploads/?digest={digest}", content=blob)
-            if label == "auth off":
-                headers_by_mode["auth off"] = (server, {})
+            if label != "auth on":
+                headers_by_mode[label] = (server, {})
                 continue
             token = httpx.get(
                 f"{server.url}/auth/token",
@@ -137,34 +183,40 @@ def main() -> None:
             headers_by_mode["auth on, Basic"] = (server, {"Authorization": basic})
             headers_by_mode["auth on, bearer"] = (server, {"Authorization": f"Bearer {token}"})
         workloads = {
-            "manifest GET by tag (req/s)": "/v2/bench/app/manifests/v1",
-            "blob GET, 4 KiB (req/s)": f"/v2/bench/app/blobs/{sha256(blob)}",
+            "manifest GET by tag": "/v2/bench/app/manifests/v1",
+            "blob GET, 4 KiB": f"/v2/bench/app/blobs/{sha256(blob)}",
         }
-        for _ in range(arguments.rounds):
+        modes = list(headers_by_mode)
+        for round_ in range(arguments.rounds):
+            turn = modes[round_ % len(modes) :] + modes[: round_ % len(modes)]
             for workload, path in workloads.items():
-                for mode, (server, headers) in headers_by_mode.items():
-                    rate = asyncio.run(
-                        request_rate(server.url, path, headers, 4, arguments.seconds)
-                    )
-                    results.setdefault(workload, {}).setdefault(mode, []).append(rate)
+                for mode in turn:
+                    server, headers = headers_by_mode[mode]
+                    run = measure(server, path, headers, arguments.seconds)
+                    results.setdefault(workload, {}).setdefault(mode, []).append(run)
     finally:
         for server in servers.values():
             server.stop()
-    modes = list(headers_by_mode)
+    print(
+        f"{arguments.rounds} rounds of {arguments.seconds:g} s per column;"
+        f" load average {load_before} before, {load()} after"
+    )
+    print()
     print(
         "| workload | "
         + " | ".join(modes)
         + " | "
-        + " | ".join(f"{mode} / off" for mode in modes[1:])
+        + " | ".join(f"{m} / off" for m in modes[1:])
         + " |"
     )
-    print("| --- " * (len(modes) * 2) + "|")
+    print("| --- " + "| ---: " * (len(modes) * 2 - 1) + "|")
     for workload, by_mode in results.items():
-        medians = {mode: statistics.median(rates) for mode, rates in by_mode.items()}
-        base = medians["auth off"]
-        cells = [f"{medians[mode]:.0f}" for mode in modes]
-        ratios = [f"{medians[mode] / base:.2f}" for mode in modes[1:]]
-        print(f"| {workload} | " + " | ".join(cells + ratios) + " |")
+        for figure, attr in (("req/s", "rate"), ("server CPU µs/request", "cpu_us")):
+            values = {m: [getattr(run, attr) for run in runs] for m, runs in by_mode.items()}
+            medians = {m: statistics.median(v) for m, v in values.items()}
+            cells = [f"{medians[m]:.0f} ({min(values[m]):.0f}-{max(values[m]):.0f})" for m in modes]
+            ratios = [f"{medians[m] / medians['auth off']:.3f}" for m in modes[1:]]
+            print(f"| {workload} ({figure}) | " + " | ".join(cells + ratios) + " |")
 
 
 if __name__ == "__main__":
