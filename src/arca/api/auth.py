@@ -133,36 +133,46 @@ class Guarded:
         if auth is None or action == PUBLIC:
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
         await auth.ready()
         name = scope.get("path_params", {}).get("name")
         wanted = _scope_for(name, action) if name and action in ACTIONS else None
         address = _address(scope)
         try:
-            identity = await auth.identify(request.headers.get("authorization"), address)
+            identity = await auth.identify(_authorization(scope), address)
         except InvalidToken as error:
-            error.headers["WWW-Authenticate"] = challenge(request, auth, wanted, "invalid_token")
+            header = challenge(Request(scope), auth, wanted, "invalid_token")
+            error.headers["WWW-Authenticate"] = header
             await auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise
         except Unauthorized as error:
-            error.headers["WWW-Authenticate"] = challenge(request, auth, wanted)
+            error.headers["WWW-Authenticate"] = challenge(Request(scope), auth, wanted)
             await auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise
         scope.setdefault("state", {})["user"] = identity.name
         if action in (LOGIN, LISTING):
             if not identity.presented:
                 scope_hint = "registry:catalog:*" if action == LISTING else None
-                header = challenge(request, auth, scope_hint)
+                header = challenge(Request(scope), auth, scope_hint)
                 raise Unauthorized(headers={"WWW-Authenticate": header})
         elif action in ACTIONS:
             name = validate_name(name or "")
             if action not in await auth.rights(identity, name):
-                refusal = await _refusal(request, auth, identity, name, action)
+                refusal = await _refusal(Request(scope), auth, identity, name, action)
                 await auth.denied(DeniedEvent(identity.name, address, name, action, refusal.status))
                 raise refusal
         scope[_ACCESS] = Access(auth, identity)
         with acting_as(identity.name or None):  # every event this request causes names it
             await self.app(scope, receive, send)
+
+
+def _authorization(scope: Scope) -> str | None:
+    """The first Authorization header, as starlette's `request.headers.get` reads it
+    (without building a Request and its header map on every request)."""
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            text: str = value.decode("latin-1")
+            return text
+    return None
 
 
 async def _refusal(
