@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from arca.auth.htpasswd import remove_user, set_user
 from arca.auth.ratelimit import FailedLogins
 from arca.auth.service import DeniedEvent, LoginEvent
 from tests.api.helpers import push_blob
@@ -27,6 +28,34 @@ def test_failed_logins_are_limited_per_user_with_retry_after(tmp_path):
             "/auth/token", data={"grant_type": "password", "username": "reader", "password": "x"}
         )
         assert form.status_code == 429
+
+
+def test_a_password_remembered_from_earlier_requests_is_refused_while_limited(tmp_path):
+    settings = auth_settings(tmp_path, failed_login_limit=3, failed_login_window_seconds=600)
+    with auth_client(settings) as client:
+        for _ in range(2):  # checked once, then remembered
+            assert client.get("/v2/", headers=basic("reader")).status_code == 200
+        for _ in range(3):
+            assert client.get("/v2/", headers=basic("reader", "guess")).status_code == 401
+        assert client.get("/v2/", headers=basic("reader")).status_code == 429
+        # and so is everyone else's from that address (the per-address limit)
+        assert client.get("/v2/", headers=basic("writer")).status_code == 429
+
+
+def test_remembered_basic_credentials_end_with_a_password_change_or_removal(tmp_path):
+    settings = auth_settings(tmp_path)
+    htpasswd = tmp_path / "htpasswd"
+    with auth_client(settings) as client:
+        auth = client.app.state.auth
+        for _ in range(2):
+            assert client.get("/v2/", headers=basic("reader")).status_code == 200
+            assert client.get("/v2/", headers=basic("writer")).status_code == 200
+        set_user(htpasswd, "reader", "a new one", rounds=4)
+        remove_user(htpasswd, "writer")
+        auth.users.refresh(force=True)  # as the next stat of the file would
+        assert client.get("/v2/", headers=basic("reader")).status_code == 401
+        assert client.get("/v2/", headers=basic("reader", "a new one")).status_code == 200
+        assert client.get("/v2/", headers=basic("writer")).status_code == 401
 
 
 def test_the_address_limit_covers_guesses_spread_over_many_names():

@@ -33,6 +33,11 @@ class FailedLogins:
             return None
         return failures
 
+    def any(self) -> bool:
+        """Whether any failure is on record (within its window or not yet pruned):
+        when none is, no key can be over the limit."""
+        return bool(self._failures)
+
     def retry_after(self, keys: tuple[str, ...], now: float | None = None) -> int | None:
         """Seconds to wait when any key is over the limit, else None."""
         now = time.monotonic() if now is None else now

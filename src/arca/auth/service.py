@@ -102,7 +102,11 @@ class AuthService:
         self.oidc = OidcVerifier(oidc) if oidc is not None else None
         self._driver = driver
         self._passwords: dict[bytes, tuple[int, Principal]] = {}
-        self._verified: dict[str, tuple[int, Claims]] = {}
+        self._verified: dict[str, tuple[int, Claims, Identity | None]] = {}
+        """Bearer tokens verified → their claims (and, for a user's, the identity)."""
+        self._seen: dict[bytes, tuple[int, Identity]] = {}
+        """Basic credentials (a hash of the header's text) → the htpasswd user they
+        name, with the file's generation when the password was checked."""
         self.hooks = _Hooks()
         self._started = False
 
@@ -121,14 +125,39 @@ class AuthService:
         scheme, _, credentials = authorization.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
+            remembered = self._remembered(credentials)
+            if remembered is not None:
+                return remembered
             user, password = _basic(credentials)
-            return await self.login(user, password, address)
+            return await self.login(user, password, address, credentials)
         if scheme == "bearer":
             return await self._bearer(credentials.strip())
         raise Unauthorized("unsupported authorization scheme; use Basic or Bearer")
 
-    async def login(self, user: str, password: str, address: str) -> Identity:
-        """A user name and password (or robot secret, or OIDC token); 401 if wrong."""
+    def _remembered(self, credentials: str) -> Identity | None:
+        """The identity of Basic credentials (the header's base64 part) whose password
+        was checked earlier and whose htpasswd file has not changed since; None when
+        they are new, or when failed logins are on record (then `login` decides, the
+        rate limit first, as for any attempt)."""
+        if self.failures.any():
+            return None
+        users = self.users
+        generation = -1
+        if users is not None:
+            users.refresh()
+            generation = users.generation
+        cached = self._seen.get(hashlib.sha256(credentials.encode()).digest())
+        if cached is None or cached[0] != generation:
+            return None
+        return cached[1]
+
+    async def login(
+        self, user: str, password: str, address: str, credentials: str | None = None
+    ) -> Identity:
+        """A user name and password (or robot secret, or OIDC token); 401 if wrong.
+
+        `credentials`: the Basic header's base64 text these came from, remembered
+        (hashed) with a checked htpasswd user so that `identify` knows it next time."""
         keys = (f"user:{user}", f"address:{address}")
         wait = self.failures.retry_after(keys)
         if wait is not None:
@@ -141,9 +170,21 @@ class AuthService:
             self.failures.failed(keys)
             await self._emit(LoginEvent(user, address, False, "invalid credentials"))
             raise Unauthorized("invalid credentials")
+        if credentials is not None and identity.principal.kind == USER:
+            self._remember(credentials, _password_key(user, password), identity)
         if fresh:  # a password checked now, not one remembered from an earlier request
             await self._emit(LoginEvent(identity.name, address, True))
         return identity
+
+    def _remember(self, credentials: str, password_key: bytes, identity: Identity) -> None:
+        """Remember the credentials with the htpasswd generation their password was
+        checked against (`_check`'s entry), never a later one."""
+        checked = self._passwords.get(password_key)
+        if checked is None:
+            return
+        if len(self._seen) > _CACHE_LIMIT:
+            self._seen.clear()
+        self._seen[hashlib.sha256(credentials.encode()).digest()] = (checked[0], identity)
 
     async def _check(self, user: str, password: str) -> tuple[Identity | None, bool]:
         if user.startswith(robot_names.USERNAME_PREFIX):
@@ -163,7 +204,7 @@ class AuthService:
         if users is not None:
             users.refresh()
             generation = users.generation
-        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        key = _password_key(user, password)
         cached = self._passwords.get(key)
         if cached is not None and cached[0] == generation:
             return Identity(cached[1], presented=True), False
@@ -181,7 +222,10 @@ class AuthService:
     async def _bearer(self, token: str) -> Identity:
         generation = self.keys.refresh()
         cached = self._verified.get(token)
-        claims = cached[1] if cached is not None and cached[0] == generation else None
+        if cached is not None and cached[0] == generation:
+            claims, known = cached[1], cached[2]
+        else:
+            claims, known = None, None
         if claims is None:
             try:
                 claims = self.tokens.verify(token)
@@ -195,12 +239,17 @@ class AuthService:
                 raise InvalidToken() from None
             if len(self._verified) > _CACHE_LIMIT:
                 self._verified.clear()
-            self._verified[token] = (generation, claims)
+            self._verified[token] = (generation, claims, None)
         if time.time() > claims.expires + 10:
             self._verified.pop(token, None)
             raise InvalidToken()
+        if known is not None and self.users is not None and self.users.exists(claims.subject):
+            return known  # a user's token, and the user is still there: nothing else to ask
         principal, robot = await self._subject(claims)
-        return Identity(principal, claims, robot, presented=True)
+        identity = Identity(principal, claims, robot, presented=True)
+        if claims.kind == USER:  # its identity follows from the token and the user's presence
+            self._verified[token] = (generation, claims, identity)
+        return identity
 
     async def _subject(self, claims: Claims) -> tuple[Principal, Robot | None]:
         """The token's subject as it stands now: a removed user or revoked robot fails."""
@@ -330,6 +379,10 @@ class AuthService:
                     await result
             except Exception:
                 log.exception("login hook failed")
+
+
+def _password_key(user: str, password: str) -> bytes:
+    return hashlib.sha256(f"{user}\0{password}".encode()).digest()
 
 
 def _basic(credentials: str) -> tuple[str, str]:
