@@ -148,7 +148,8 @@ class Guarded:
             error.headers["WWW-Authenticate"] = challenge(Request(scope), auth, wanted)
             await auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise
-        scope.setdefault("state", {})["user"] = identity.name
+        user = identity.name
+        scope.setdefault("state", {})["user"] = user
         if action in (LOGIN, LISTING):
             if not identity.presented:
                 scope_hint = "registry:catalog:*" if action == LISTING else None
@@ -158,10 +159,10 @@ class Guarded:
             name = validate_name(name or "")
             if action not in await auth.rights(identity, name):
                 refusal = await _refusal(Request(scope), auth, identity, name, action)
-                await auth.denied(DeniedEvent(identity.name, address, name, action, refusal.status))
+                await auth.denied(DeniedEvent(user, address, name, action, refusal.status))
                 raise refusal
         scope[_ACCESS] = Access(auth, identity)
-        with acting_as(identity.name or None):  # every event this request causes names it
+        with acting_as(user or None):  # every event this request causes names it
             await self.app(scope, receive, send)
 
 

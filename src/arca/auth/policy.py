@@ -156,7 +156,7 @@ class Policy:
     admins: frozenset[str] = NOTHING
     """Principals (by policy name) holding every action on every repository."""
     admin_groups: frozenset[str] = NOTHING
-    _decided: dict[tuple[Principal, str], frozenset[str]] = field(
+    _decided: dict[tuple[str, str, frozenset[str], str], frozenset[str]] = field(
         default_factory=dict, compare=False
     )
     """Answers already worked out: the policy never changes, so they stay true."""
@@ -199,7 +199,10 @@ class Policy:
 
     def allowed(self, principal: Principal, name: str) -> frozenset[str]:
         """The actions `principal` may take on repository `name`."""
-        key = (principal, name)
+        # The principal's fields, not the principal: a tuple of strings and a frozenset
+        # hashes in C, where the dataclass's __hash__ (and __eq__ on a bearer token's
+        # fresh principal) would be Python calls on every request.
+        key = (principal.name, principal.kind, principal.groups, name)
         found = self._decided.get(key)
         if found is None:
             if len(self._decided) > 50_000:
