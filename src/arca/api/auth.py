@@ -133,18 +133,20 @@ class Guarded:
         if auth is None or action == PUBLIC:
             await self.app(scope, receive, send)
             return
-        await auth.ready()
+        if not auth.started:
+            await auth.ready()
         name = scope.get("path_params", {}).get("name")
-        wanted = _scope_for(name, action) if name and action in ACTIONS else None
         address = _address(scope)
         try:
             identity = await auth.identify(_authorization(scope), address)
         except InvalidToken as error:
+            wanted = _scope_for(name, action) if name and action in ACTIONS else None
             header = challenge(Request(scope), auth, wanted, "invalid_token")
             error.headers["WWW-Authenticate"] = header
             await auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise
         except Unauthorized as error:
+            wanted = _scope_for(name, action) if name and action in ACTIONS else None
             error.headers["WWW-Authenticate"] = challenge(Request(scope), auth, wanted)
             await auth.denied(DeniedEvent("", address, name or "", action, 401))
             raise

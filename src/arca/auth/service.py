@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import inspect
 import logging
@@ -52,8 +53,9 @@ class Identity:
     presented: bool = False
     """Whether the request carried credentials (an anonymous token counts)."""
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
+        # Worked out once per identity: a remembered one serves many requests.
         return self.principal.policy_name
 
 
@@ -108,13 +110,14 @@ class AuthService:
         """Basic credentials (a hash of the header's text) → the htpasswd user they
         name, with the file's generation when the password was checked."""
         self.hooks = _Hooks()
-        self._started = False
+        self.started = False
+        """Whether `ready` has run (the guard asks before awaiting it)."""
 
     async def ready(self) -> None:
         """Load the signing key from storage once (when none is configured)."""
-        if not self._started:
+        if not self.started:
             await self.keys.load_from_storage(self._driver)
-            self._started = True
+            self.started = True
 
     # -- who ----------------------------------------------------------------------------
 
