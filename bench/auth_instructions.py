@@ -47,7 +47,8 @@ class Callgrind:
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = workdir / f"callgrind.{label}"
         log = open(workdir / f"{label}.log", "wb")  # noqa: SIM115 - lives with the process
-        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}"]
+        command = ["valgrind", "--tool=callgrind", "--trace-children=yes"]
+        command += [f"--callgrind-out-file={self.out}"]  # `arca serve` execs its server
         command += [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--storage", str(workdir / f"{label}-data")]
         self.process = subprocess.Popen(
