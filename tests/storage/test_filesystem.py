@@ -421,3 +421,25 @@ async def test_a_big_write_starts_its_writeback_before_the_final_fsync(
             assert size - offset >= writeback.WRITEBACK_BYTES
             ends.append(size)
         await driver.close()
+
+
+async def test_a_writer_fsyncs_in_the_write_pool_not_the_default_executor(
+    driver: FilesystemDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync waits on the disk: eight uploads closing at once must not take every
+    thread of the default executor, which hashes and writes the other uploads' blocks."""
+    import threading
+
+    threads: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        threads.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    writer = await driver.writer("uploads/u/data")
+    await writer.write(b"x" * 1000)
+    await writer.commit()
+    assert threads, "nothing was fsynced"
+    assert all(name.startswith("arca-write") for name in threads), threads

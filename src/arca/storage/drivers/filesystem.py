@@ -656,7 +656,9 @@ class _FilesystemWriter(FileWriter):
         try:
             await self._flush()
             with _map_errors(self._path, writing=True):
-                await _in_thread(self._sync)
+                # With the other fsyncs (`put`): waiting on the disk must not hold the
+                # default executor's few threads, which hash and write other uploads.
+                await _in_thread(self._sync, pool=_writes())
         finally:
             self._release()
 
@@ -739,15 +741,23 @@ class _FilesystemWriter(FileWriter):
 
 
 async def _in_thread(
-    function: Callable[..., _T], *args: Any, cleanup: Callable[[_T], object] | None = None
+    function: Callable[..., _T],
+    *args: Any,
+    cleanup: Callable[[_T], object] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> _T:
-    """`asyncio.to_thread`, except that a cancelled caller still waits for the thread.
+    """`asyncio.to_thread` (in `pool`, else the default executor), except that a
+    cancelled caller still waits for the thread.
 
     A thread cannot be stopped. Were the caller to close a descriptor the thread still
     uses, the number could be reused by another open file and a late write land there.
     `cleanup` releases what a cancelled call produced anyway (an opened descriptor).
     """
-    task = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    task: asyncio.Future[_T]
+    if pool is None:
+        task = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    else:
+        task = asyncio.get_running_loop().run_in_executor(pool, functools.partial(function, *args))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
