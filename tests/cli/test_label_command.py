@@ -8,11 +8,13 @@ from pathlib import Path
 from tests.cli.conftest import Invoke, json_out
 
 
-def push(invoke: Invoke, tmp_path: Path, tag: str, *labels: str) -> str:
+def push(invoke: Invoke, tmp_path: Path, tag: str, *labels: str, created: str | None = None) -> str:
     build = tmp_path / f"build-{tag}"
     build.mkdir()
     (build / "report.txt").write_text(f"report of {tag}")
     flags = [part for label in labels for part in ("-l", label)]
+    if created is not None:  # times are whole seconds: same-second runs sort by digest
+        flags += ["--created", created]
     result = invoke("push", f"ci/runs:{tag}", build, *flags, "--json")
     assert result.exit_code == 0, result.output
     digest: str = json_out(result)["digest"]
@@ -29,8 +31,12 @@ def latest(invoke: Invoke, *labels: str) -> str | None:
 
 
 def test_labelling_a_run_pass_makes_it_the_latest_pass(invoke, tmp_path, storage):
-    first = push(invoke, tmp_path, "run-1", "family=a", "status=pass")
-    second = push(invoke, tmp_path, "run-2", "family=a", "status=fail")
+    first = push(
+        invoke, tmp_path, "run-1", "family=a", "status=pass", created="2026-11-01T10:00:00"
+    )
+    second = push(
+        invoke, tmp_path, "run-2", "family=a", "status=fail", created="2026-11-01T10:00:01"
+    )
     assert latest(invoke, "status=pass") == first
 
     result = invoke("label", "ci/runs:run-2", "status=pass", "verified_by=nightly", "--json")
