@@ -31,41 +31,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from registry_bench import OCI_MANIFEST, Server, arca_server, sha256
+from registry_bench import OCI_MANIFEST, Connection, sha256
+from servers import arca_server
 
 CONNECTIONS = 8
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection: PUT small bodies, read small answers."""
-
-    def __init__(self, url: str) -> None:
-        host, port = url.removeprefix("http://").split(":")
-        self.host, self.port = host, int(port)
-
-    async def __aenter__(self) -> Connection:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.writer.close()
-
-    async def put(self, target: str, body: bytes, content_type: str) -> int:
-        head = (
-            f"PUT {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Length: {len(body)}\r\nContent-Type: {content_type}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + body)
-        await self.writer.drain()
-        lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        length = 0
-        for line in lines[1:]:
-            key, _, value = line.partition(":")
-            if key.strip().lower() == "content-length":
-                length = int(value)
-        if length:
-            await self.reader.readexactly(length)
-        return int(lines[0].split()[1])
 
 
 def _manifest(config: str, layer: str, n: int) -> bytes:
@@ -102,8 +71,11 @@ def manifest_puts(url: str, seconds: float, offset: int) -> float:
                 while time.monotonic() < deadline:
                     counter[0] += 1
                     n = counter[0]
-                    status = await connection.put(
-                        f"/v2/bench/app/manifests/t{n}", _manifest(config, layer, n), OCI_MANIFEST
+                    status, _, _ = await connection.request(
+                        "PUT",
+                        f"/v2/bench/app/manifests/t{n}",
+                        _manifest(config, layer, n),
+                        content_type=OCI_MANIFEST,
                     )
                     assert status == 201, status
                     done += 1
@@ -257,35 +229,22 @@ def main() -> None:
         )  # fmt: skip
 
         reader = arca_server(workdir, "arca-read")
-        fill_log(workdir / "arca-read-data", events)
-        reader.start()
-        try:
-            count, elapsed = read_all(reader.url)
-        finally:
-            reader.stop()
-        assert count == events, count
-        rows.append((f"read {events:,} events, n=1000, one per commit (s)", f"{elapsed:.2f}"))
-        rows.append(("  events per second", f"{count / elapsed:,.0f}"))
-        compact(workdir / "arca-read-data")
-        reader.start()
-        try:
-            count, elapsed = read_all(reader.url)
-        finally:
-            reader.stop()
-        assert count == events, count
-        rows.append((f"read {events:,} events, n=1000, compacted (s)", f"{elapsed:.2f}"))
-        rows.append(("  events per second", f"{count / elapsed:,.0f}"))
+        assert reader.storage is not None
+        fill_log(reader.storage, events)
+        for how in ("one per commit", "compacted"):
+            if how == "compacted":
+                compact(reader.storage)
+            reader.start()
+            try:
+                count, elapsed = read_all(reader.url)
+            finally:
+                reader.stop()
+            assert count == events, count
+            rows.append((f"read {events:,} events, n=1000, {how} (s)", f"{elapsed:.2f}"))
+            rows.append(("  events per second", f"{count / elapsed:,.0f}"))
 
         first = arca_server(workdir, "arca-lag")
-        second = Server(
-            "arca-lag-2",
-            [*first.command[:-2], "--storage", str(workdir / "arca-lag-data")],
-            "",
-            workdir,
-        )
-        port = second.command[second.command.index("--port") + 1]
-        second.command[second.command.index("--port") + 1] = str(int(port) + 1)
-        second.url = f"http://127.0.0.1:{int(port) + 1}"
+        second = arca_server(workdir, "arca-lag-2", storage=first.storage)  # a replica
         first.start()
         second.start()
         try:

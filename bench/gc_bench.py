@@ -24,7 +24,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from servers import arca_server
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -186,13 +188,6 @@ def run_child(root: str, runs: int = 1) -> list[dict[str, Any]]:
 # -- 3. push throughput with and without a collector every second -------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def push_for(url: str, seconds: float, clients: int = 8) -> int:
     pushed = 0
     until = time.monotonic() + seconds
@@ -239,31 +234,20 @@ async def push_for(url: str, seconds: float, clients: int = 8) -> int:
 
 
 def push_throughput(workdir: Path, seconds: float, interval: int) -> float:
-    port = free_port()
-    storage = workdir / f"push-{interval}"
-    env = {
-        **os.environ,
-        "ARCA_GC_INTERVAL_SECONDS": str(interval),
-        "ARCA_GC_GRACE_SECONDS": "3",
-        "ARCA_GC_UNTAGGED": "delete",
-    }
-    command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--storage", str(storage)]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    server = arca_server(
+        workdir,
+        f"push-{interval}",
+        {
+            "ARCA_GC_INTERVAL_SECONDS": str(interval),
+            "ARCA_GC_GRACE_SECONDS": "3",
+            "ARCA_GC_UNTAGGED": "delete",
+        },
     )
-    url = f"http://127.0.0.1:{port}"
+    server.start()
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{url}/v2/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        pushed = asyncio.run(push_for(url, seconds))
+        pushed = asyncio.run(push_for(server.url, seconds))
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
     return pushed / seconds
 
 

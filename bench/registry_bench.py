@@ -43,18 +43,20 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
 import httpx
 import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+from servers import Server, arca_server, free_port
 
 MiB = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -63,45 +65,8 @@ REFERENCE = "distribution"
 SENDFILE = "sendfile"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Server:
-    label: str
-    command: list[str]
-    url: str
-    workdir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.workdir / f"{self.label}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
-            self.command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.label} did not start; see {self.workdir / self.label}.log")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(30)
-            self.process = None
 
 
 class Variant:
@@ -114,12 +79,7 @@ class Variant:
 
 def arca_variant(label: str, env: dict[str, str]) -> Variant:
     def make(workdir: Path, round_: int) -> Server:
-        port = free_port()
-        data = workdir / f"{label}-{round_}-data"
-        command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1"]
-        command += ["--port", str(port), "--storage", str(data)]
-        # The access log on (arca's default), written to a file as an operator would.
-        return Server(label, command, f"http://127.0.0.1:{port}", workdir, env)
+        return arca_server(workdir, label, env, workdir / f"{label}-{round_}-data")
 
     return Variant(label, make)
 
@@ -184,12 +144,7 @@ def reference_variant() -> Variant | None:
     return Variant(REFERENCE, make)
 
 
-# -- one-off servers, for the other benches (auth, events, tags, storage) ----------------
-
-
-def arca_server(workdir: Path, label: str = "arca", env: dict[str, str] | None = None) -> Server:
-    """`arca serve` on its own filesystem storage under `workdir` (once, not per round)."""
-    return arca_variant(label, env or {}).make(workdir, 0)
+# -- one-off servers, for the other benches (servers.py has arca_server) ------------------
 
 
 def reference_server(workdir: Path) -> Server | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from registry_bench import Server, big_blob, free_port, many_blobs
+from registry_bench import big_blob, many_blobs
+from servers import Server, arca_server, free_port, wait_for_port
 
 
 def start_moto(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -53,17 +53,6 @@ AZURITE = ROOT / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def start_gcs(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
@@ -127,14 +116,6 @@ def start_azurite(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str
     return process, env
 
 
-def arca(label: str, workdir: Path, env: dict[str, str] | None) -> Server:
-    port = free_port()
-    command = [sys.executable, "-m", "arca", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if env is None:
-        command += ["--storage", str(workdir / f"{label}-data")]
-    return Server(label, command, f"http://127.0.0.1:{port}", workdir, env or {})
-
-
 def run(server: Server, quick: bool) -> dict[str, float]:
     size = 64 if quick else 256
     figures = big_blob(server.url, size, clients=1)
@@ -190,7 +171,7 @@ def main() -> None:
             process, envs["azure"] = start_azurite(workdir)
             emulators.append(process)
         results = {}
-        for server in (arca(name, workdir, envs[name]) for name in drivers):
+        for server in (arca_server(workdir, name, envs[name]) for name in drivers):
             server.start()
             try:
                 print(f"running {server.label} ...", file=sys.stderr, flush=True)
