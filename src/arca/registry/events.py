@@ -13,6 +13,7 @@ The /v2 core imports this module only, never a sink.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import dataclasses
@@ -582,18 +583,29 @@ class Publisher:
             await self._deliver(list(events))
 
     async def _deliver(self, events: list[DomainEvent]) -> None:
+        """The record and every follower at the same time, all awaited (the change is
+        acknowledged after both): no follower reads the record, so the artifact index
+        writes its entries while the event log commits instead of after it (a tag PUT
+        waited for one, then the other). The record's failure is raised once the
+        followers have run; a follower's is logged (the index is repaired by rebuild)."""
+        recording = [self.record.publish(events)] if self.record is not None else []
+        outcomes = await asyncio.gather(
+            *recording,
+            *(self._follow(follower, events) for follower in self.followers),
+            return_exceptions=True,
+        )
+        if recording and isinstance(outcomes[0], BaseException):
+            raise outcomes[0]
+
+    @staticmethod
+    async def _follow(follower: EventSink, events: list[DomainEvent]) -> None:
         try:
-            if self.record is not None:
-                await self.record.publish(events)
-        finally:
-            for follower in self.followers:
-                try:
-                    await follower.publish(events)
-                except Exception:
-                    log.exception(
-                        "event follower failed",
-                        extra={
-                            "follower": type(follower).__name__,
-                            "types": [event.type for event in events],
-                        },
-                    )
+            await follower.publish(events)
+        except Exception:
+            log.exception(
+                "event follower failed",
+                extra={
+                    "follower": type(follower).__name__,
+                    "types": [event.type for event in events],
+                },
+            )

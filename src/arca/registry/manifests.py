@@ -356,7 +356,27 @@ class ManifestStore:
     async def _store(
         self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]
     ) -> PutResult:
-        await self._blobs.put_small(data, digest)
+        meta = await self._blobs.put_small_data(data, digest)
+        # Its metadata is written while the revision and tags are: the index (a
+        # follower of the event below) is the first to read it.
+        recording = asyncio.ensure_future(self._blobs.record_meta(meta))
+        try:
+            return await self._link(name, digest, data, manifest, tags, recording)
+        finally:
+            if not recording.done():  # failed before waiting for it: let it finish
+                await asyncio.wait([recording])
+            if not recording.cancelled():
+                recording.exception()  # retrieved (raised already if it mattered)
+
+    async def _link(
+        self,
+        name: str,
+        digest: Digest,
+        data: bytes,
+        manifest: Manifest,
+        tags: tuple[str, ...],
+        recording: asyncio.Future[None],
+    ) -> PutResult:
         self._cache.put(digest, data)
         subject = manifest.subject.digest if manifest.subject is not None else None
         fresh = Revision(digest, manifest.media_type, len(data), subject)
@@ -395,6 +415,7 @@ class ManifestStore:
                     break
             else:
                 raise Unavailable(f"{name}@{digest} was deleted while being pushed; push again")
+            await recording  # before the event goes to the index
         return PutResult(digest, subject, tags)
 
     async def _create_revision(self, name: str, fresh: Revision) -> tuple[Revision, bool]:
