@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 
 SCAN_LIMIT = 1000
 """Entries read per request at most, whatever the filters: the storage-read bound."""
+_REFOLD_ATTEMPTS = 5
+"""Refolds of one label change at most while other replicas keep changing the labels."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,27 +243,52 @@ class ArtifactIndex:
 
     async def labels_changed(self, name: str, digest: Digest) -> IndexEntry | None:
         """Refold the labels of `digest`'s entry from its label artifacts; the entry
-        (None when the artifact is not indexed, e.g. not pushed yet)."""
+        (None when the artifact is not indexed, e.g. not pushed yet).
+
+        Where the driver has no lock (S3), another replica may store a label
+        artifact after this refold read them and write its own refold before this
+        one's: so after writing, the label artifacts are read again, and the entry
+        refolded until it was folded from all of them. The last writer always checks
+        after its write, so the entry ends folded from every stored change."""
         async with self._serialized(name):
-            known = await self.entry(name, digest)
-            if known is None:
-                return None
-            try:
-                stored = await self._manifests.get(name, str(digest))
-            except (ManifestUnknown, BlobUnknown):
-                return known  # being deleted: its own delete drops the entry
-            manifest = parse_manifest(stored.data, stored.revision.media_type)
-            pushed = labels_from_annotations(dict(manifest.annotations or {}))
-            changes = await self.label_changes(name, digest)
-            entry = dataclasses.replace(known, labels=fold_labels(pushed, changes))
-            # Every value the entry may ever have been listed under: a refold killed
-            # half way (the digest object written, listings not) is finished here.
-            ever = {*pushed.items(), *known.labels.items()}
-            ever.update(item for change in changes for item in change.set.items())
-            await self._write(name, entry, known)
-            stale = {layout.index_label_entry(name, k, v, known.key) for k, v in ever}
-            await _delete_all(self._driver, stale - set(_entry_paths(name, entry)))
+            entry: IndexEntry | None = None
+            for _ in range(_REFOLD_ATTEMPTS):
+                entry, folded = await self._refold(name, digest)
+                if folded is None:
+                    return entry
+                if {c.digest for c in await self.label_changes(name, digest)} == folded:
+                    return entry
+            log.warning(
+                "labels kept changing while refolded; `arca index rebuild` folds them",
+                extra={"repository": name, "digest": str(digest)},
+            )
             return entry
+
+    async def _refold(
+        self, name: str, digest: Digest
+    ) -> tuple[IndexEntry | None, set[Digest] | None]:
+        """One refold: the entry written, and the label artifacts it was folded from
+        (None when nothing was written)."""
+        known = await self.entry(name, digest)
+        if known is None:
+            return None, None
+        try:
+            stored = await self._manifests.get(name, str(digest))
+        except (ManifestUnknown, BlobUnknown):
+            return known, None  # being deleted: its own delete drops the entry
+        manifest = parse_manifest(stored.data, stored.revision.media_type)
+        pushed = labels_from_annotations(dict(manifest.annotations or {}))
+        changes = await self.label_changes(name, digest)
+        entry = dataclasses.replace(known, labels=fold_labels(pushed, changes))
+        # Every value the entry may ever have been listed under: a refold killed half
+        # way (the digest object written, listings not), or a replica's older refold
+        # written over this one's, is finished here.
+        ever = {*pushed.items(), *known.labels.items()}
+        ever.update(item for change in changes for item in change.set.items())
+        await self._write(name, entry, known)
+        stale = {layout.index_label_entry(name, k, v, known.key) for k, v in ever}
+        await _delete_all(self._driver, stale - set(_entry_paths(name, entry)))
+        return entry, {change.digest for change in changes}
 
     async def label_changes(self, name: str, digest: Digest) -> list[LabelChange]:
         """Every label artifact of `digest` in `name`, from its referrer entries."""
