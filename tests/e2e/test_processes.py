@@ -49,6 +49,8 @@ def test_one_worker_serves_in_the_serve_process_without_the_cli(tmp_path: Path) 
         assert "uvloop" in maps
         # typer's pydantic: loaded by the CLI that checked the config, and left behind.
         assert "pydantic_core" not in maps
+        # PyJWT's cryptography: auth is off, so no worker needs it.
+        assert "cryptography" not in maps
     finally:
         server.stop()
 

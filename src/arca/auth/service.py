@@ -20,12 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import jwt
-
 from arca.auth import robots as robot_names
-from arca.auth.htpasswd import HtpasswdFile, check_password
-from arca.auth.keys import KeyRing
-from arca.auth.oidc import OidcVerifier
 from arca.auth.policy import ANONYMOUS, OIDC, ROBOT, USER, Policy, Principal
 from arca.auth.ratelimit import FailedLogins
 from arca.auth.robots import Robot, RobotStore
@@ -91,6 +86,12 @@ class _Hooks:
 
 class AuthService:
     def __init__(self, settings: Settings, driver: Driver) -> None:
+        # Imported here: with auth off (the default) no worker loads PyJWT, cryptography,
+        # bcrypt or httpx (13 MB of each process; docs/benchmarks.md, "Workers").
+        from arca.auth.htpasswd import HtpasswdFile
+        from arca.auth.keys import KeyRing
+        from arca.auth.oidc import OidcVerifier
+
         auth = settings.auth
         self.settings = auth
         self.policy: Policy = policy_of(auth)
@@ -197,6 +198,8 @@ class AuthService:
             robot_principal = Principal(robot.name, frozenset(), ROBOT)
             return Identity(robot_principal, robot=robot, presented=True), True
         if self.oidc is not None and password.count(".") == 2 and self.oidc.claims_issuer(password):
+            import jwt
+
             try:
                 principal = await self.oidc.verify(password)
             except jwt.PyJWTError:
@@ -212,6 +215,8 @@ class AuthService:
         if cached is not None and cached[0] == generation:
             return Identity(cached[1], presented=True), False
         if users is None:
+            from arca.auth.htpasswd import check_password
+
             await asyncio.to_thread(check_password, password, None)  # same cost either way
             return None, True
         if not await asyncio.to_thread(users.check, user, password):
@@ -230,6 +235,8 @@ class AuthService:
         else:
             claims, known = None, None
         if claims is None:
+            import jwt  # loaded with the first AuthService (its KeyRing): a lookup
+
             try:
                 claims = self.tokens.verify(token)
             except jwt.PyJWTError:
@@ -273,6 +280,8 @@ class AuthService:
 
     async def refresh(self, token: str) -> Identity:
         """The subject of a refresh token (good at the token endpoint only)."""
+        import jwt
+
         try:
             claims = self.tokens.verify(token, use="refresh")
         except jwt.PyJWTError:

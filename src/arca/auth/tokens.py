@@ -16,13 +16,13 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
-
-from arca.auth.keys import KeyRing
 from arca.auth.policy import ACTIONS
 from arca.errors import ScopeInvalid
+
+if TYPE_CHECKING:
+    from arca.auth.keys import KeyRing
 
 REPOSITORY = "repository"
 REGISTRY = "registry"
@@ -107,6 +107,8 @@ class TokenIssuer:
         use: str = "access",
         now: float | None = None,
     ) -> str:
+        import jwt  # here: a worker with auth off loads neither PyJWT nor cryptography
+
         now = time.time() if now is None else now
         key = self.keys.signing
         claims: dict[str, Any] = {
@@ -126,6 +128,8 @@ class TokenIssuer:
 
     def verify(self, token: str, use: str = "access") -> Claims:
         """The token's claims; raises jwt.InvalidTokenError for anything not ours or valid."""
+        import jwt
+
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
         key = self.keys.get(kid) if isinstance(kid, str) else None

@@ -33,10 +33,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
 
 from arca.config import WebhookSettings
 from arca.errors import ParameterInvalid
@@ -45,6 +43,9 @@ from arca.events.ssrf import forbidden_address
 from arca.storage import layout
 from arca.storage.driver import AlreadyExists, Driver, PathNotFound
 from arca.storage.lease import Lease
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ class Webhooks:
         """Deliver for every webhook until cancelled."""
         if self._log is None or not self._hooks:
             return
+        import httpx  # here: a server without webhooks never loads it
+
         async with httpx.AsyncClient(
             transport=self._transport, follow_redirects=False, trust_env=False
         ) as client:
@@ -229,6 +232,8 @@ class Webhooks:
             headers[SIGNATURE_HEADER] = sign(hook.secret, body)
         url, host, extensions = await self._target(hook)
         headers["Host"] = host
+        import httpx
+
         try:
             response = await client.post(
                 url,
