@@ -149,3 +149,33 @@ async def test_an_apply_reads_each_tag_a_bounded_number_of_times() -> None:
     assert len(tag_reads) <= 2 * (len(report.of("deleted")) + len(runs)), len(tag_reads)
     for number, digest in enumerate(runs[-3:], start=len(runs) - 3):
         assert await registry.tags.resolve("ci/app", f"run-{number}") == digest
+
+
+async def test_a_run_pushed_again_by_digest_after_a_killed_apply_moved_it_is_kept(
+    tmp_path: Path,
+) -> None:
+    # The killed applier moved the run to the trash; a client then pushes it again by
+    # digest (no tag), which re-creates it, and is acknowledged. The apply that
+    # finishes the journal must not move the new push to the trash.
+    registry, control, _ = open_registry(tmp_path, _settings())
+    await _runs(registry, 8)
+    plan = await retention(registry, control).plan()
+    doomed = plan.deletions[0].digest
+    stored = await registry.manifests.get("ci/app", str(doomed))
+
+    async def die_after_the_first_move(step: str) -> None:
+        if step == "trashed":
+            raise Killed
+
+    with pytest.raises(Killed):
+        await retention(registry, control, hook=die_after_the_first_move).apply(plan, dry_run=False)
+    assert not await registry.driver.exists(layout.revision_link("ci/app", doomed))
+    await asyncio.sleep(0.05)  # a later modification time than the plan's, on any clock
+    await registry.manifests.put("ci/app", str(doomed), stored.data, stored.revision.media_type)
+
+    await retention(registry, control).recover()
+    again = await registry.manifests.get("ci/app", str(doomed))  # acknowledged, so it pulls
+    assert again.revision.digest == doomed
+    (finished,) = [r async for r in retention(registry, control).reports()]
+    outcome = next(o for o in finished["outcomes"] if o["digest"] == str(doomed))
+    assert (outcome["outcome"], outcome["detail"]) == ("kept", "pushed again since the plan")

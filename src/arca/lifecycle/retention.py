@@ -694,6 +694,7 @@ class Retention:
         journal = {
             "run_id": report.run_id,
             "plan_id": plan.plan_id,
+            "plan_created": plan.created,
             "started": started,
             "actor": actor,
             "items": [
@@ -771,6 +772,9 @@ class Retention:
         run_id = str(journal["run_id"])
         actor = journal.get("actor")
         items = journal["items"]
+        # Written since the plan: pushed again (a journal of an older arca has no
+        # plan time: its start is as good, later than the plan).
+        since = float(journal.get("plan_created", journal.get("started", 0.0)))
         listed = {(str(item["name"]), str(item["digest"])) for item in items}
         outcomes: list[Outcome] = []
         done = 0
@@ -780,7 +784,7 @@ class Retention:
             size = _BATCH
             while pending:
                 batch, pending = pending[:size], pending[size:]
-                settled, tags = await self._delete_batch(run_id, name, batch, listed, actor)
+                settled, tags = await self._delete_batch(run_id, name, batch, listed, actor, since)
                 outcomes.extend(settled)
                 done += len(batch)
                 self._tick("delete", done, len(items))
@@ -794,6 +798,7 @@ class Retention:
         batch: Sequence[tuple[str, Mapping[str, Any]]],
         listed: set[tuple[str, str]],
         actor: str | None,
+        since: float,
     ) -> tuple[list[Outcome], int]:
         """Delete one batch of one repository's items, then the referrers the plan did
         not list of those that went (label artifacts are not index entries: each to
@@ -808,7 +813,7 @@ class Retention:
             for key, item in level:
                 if self.lease.due and not await self.lease.acquire():  # renews ours
                     raise RetentionBusy("the retention lease was lost during the apply")
-                result = await self._move(run_id, key, item)
+                result = await self._move(run_id, key, item, since)
                 if isinstance(result, Outcome):
                     outcomes[key] = result
                 else:
@@ -883,7 +888,9 @@ class Retention:
             return "kept", "labels changed since the plan"
         return None
 
-    async def _move(self, run_id: str, key: str, item: Mapping[str, Any]) -> Outcome | _Moved:
+    async def _move(
+        self, run_id: str, key: str, item: Mapping[str, Any], since: float
+    ) -> Outcome | _Moved:
         """Re-check, untag, then move to the trash, one artifact: its outcome if that
         is already known (gone, or kept), else what `_settle` decides on. Idempotent
         (a resumed journal calls it again for the item a killed applier was on)."""
@@ -900,6 +907,20 @@ class Retention:
                 # not have gone out, and a tag may have been pushed since).
                 return _Moved(key, digest, planned, size, rule, f"{run_id}.{key}")
             return Outcome(name, digest, planned, size, "gone", "deleted by someone else")
+        with contextlib.suppress(PathNotFound):
+            if (await self._driver.stat(path)).modified > since:
+                # Written since the plan: pushed again after the re-check, or (by
+                # digest, too) after a killed applier had moved it to the trash.
+                moved = await self._driver.exists(layout.trash_record(run_id, key))
+                return Outcome(
+                    name,
+                    digest,
+                    planned,
+                    size,
+                    "kept",
+                    "pushed again since the plan",
+                    f"{run_id}.{key}" if moved else None,
+                )
         links = []  # the planned tags still on it; one set since is found by `_settle`
         for tag in planned:
             try:
