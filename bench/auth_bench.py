@@ -9,12 +9,14 @@ bearer token from the token endpoint (verified once, then remembered until it
 expires). `--control` adds a second auth-off server: its column against the first
 shows how far two identical servers drift apart, the floor under any ratio here.
 
-Each round runs every workload once per column, with 4 keep-alive connections, the
-columns' order rotating from round to round so that none always goes first. Two
-figures per run: requests per second, and the server process's CPU time per request
-(user + system from /proc/<pid>/stat before and after the run). On a shared machine
-req/s follows whatever else is running; CPU per request is what the server spent,
-and moves far less. Printed: the median of each over the rounds, its spread
+After a warm-up (0.5 s per workload and column, not counted), each round runs every
+workload once per column, with 4 keep-alive connections, the columns' order rotating
+from round to round so that none always goes first. Two figures per run: requests per
+second, and the server process's CPU time per request (user + system from
+/proc/<pid>/stat before and after the run). On a shared machine req/s follows
+whatever else is running; CPU per request is what the server spent, and moves less
+(about half as much under a load of 11; for a figure load does not move at all, see
+auth_instructions.py). Printed: the median of each over the rounds, its spread
 (min-max), and each column's ratio to auth off; the load average before and after.
 The load generator is registry_bench's minimal asyncio client, so the client is the
 cheapest part of the measurement.
@@ -187,6 +189,10 @@ def main() -> None:
             "blob GET, 4 KiB": f"/v2/bench/app/blobs/{sha256(blob)}",
         }
         modes = list(headers_by_mode)
+        for path in workloads.values():  # warm-up, not counted: the first requests
+            for mode in modes:  # specialise the interpreter's code and fill the caches
+                server, headers = headers_by_mode[mode]
+                measure(server, path, headers, 0.5)
         for round_ in range(arguments.rounds):
             turn = modes[round_ % len(modes) :] + modes[: round_ % len(modes)]
             for workload, path in workloads.items():
