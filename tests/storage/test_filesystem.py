@@ -443,3 +443,33 @@ async def test_a_writer_fsyncs_in_the_write_pool_not_the_default_executor(
     await writer.commit()
     assert threads, "nothing was fsynced"
     assert all(name.startswith("arca-write") for name in threads), threads
+
+
+async def test_a_move_into_new_directories_fsyncs_every_directory_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob moved into place makes `blobs/sha256/ab/<hex>/`: the new directories are
+    entries of their parents, so each parent up to the one that existed is fsynced, or
+    power loss could leave an acknowledged blob's directory unnamed."""
+    driver = FilesystemDriver(str(tmp_path))
+    await driver.put("uploads/u1/data", b"bytes")
+    await driver.put("blobs/keep", b"x")  # `blobs/` exists; what is below it does not
+    from arca.storage.drivers import filesystem
+
+    synced: list[str] = []
+    real = filesystem._fsync_directory
+
+    def fsync_directory(directory: str) -> None:
+        synced.append(os.path.relpath(directory, os.path.realpath(tmp_path)))
+        real(directory)
+
+    monkeypatch.setattr(filesystem, "_fsync_directory", fsync_directory)
+    await driver.move("uploads/u1/data", "blobs/sha256/ab/abcd/data")
+    assert {"blobs/sha256/ab/abcd", "blobs/sha256/ab", "blobs/sha256", "blobs"} <= set(synced)
+    assert "." not in synced  # the root's entry for `blobs/` was durable already
+
+    synced.clear()
+    await driver.put("uploads/u2/data", b"more")
+    await driver.move("uploads/u2/data", "blobs/sha256/ab/abcd/data2")
+    assert "blobs/sha256/ab" not in synced  # nothing new made: the directory alone
+    assert "blobs/sha256/ab/abcd" in synced

@@ -591,8 +591,19 @@ class FilesystemDriver(Driver):
         if not stat.S_ISREG(os.stat(source).st_mode):
             raise FileNotFoundError(errno.ENOENT, "not an object", source)
         directory = os.path.dirname(destination)
+        existing = directory
+        while self._durable and not os.path.isdir(existing) and existing != self._root:
+            existing = os.path.dirname(existing)
         self._with_parents(directory, lambda: os.replace(source, destination))
-        self._sync_directory(directory)
+        # The directories made for it (a new blob's `blobs/sha256/ab/<hex>/`) are entries
+        # of their parents: each parent up to the one that already existed is fsynced too,
+        # or power loss could leave the object's directory unnamed (POSIX promises nothing
+        # for a directory entry until its directory is fsynced).
+        synced = directory
+        self._sync_directory(synced)
+        while synced != existing:
+            synced = os.path.dirname(synced)
+            self._sync_directory(synced)
         if os.path.dirname(source) != directory:
             self._sync_directory(os.path.dirname(source))
             self._prune(os.path.dirname(source))
