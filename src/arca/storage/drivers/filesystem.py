@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import builtins
-import concurrent.futures
 import contextlib
 import errno
 import fcntl
@@ -476,13 +475,16 @@ class FilesystemDriver(Driver):
             fd = os.open(os.path.join(staging, rest), flags, 0o666)
             try:
                 _write_all(fd, data)
-                if self._durable:  # what is inside is durable before it can be seen
-                    directories = [inner]
-                    while directories[-1] != staging:
-                        directories.append(os.path.dirname(directories[-1]))
-                    _fsync_together(fd, directories)
+                if self._durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
+            if self._durable:  # what is inside is durable before it can be seen
+                while True:
+                    _fsync_directory(inner)
+                    if inner == staging:
+                        break
+                    inner = os.path.dirname(inner)
             os.rename(staging, os.path.join(base, top))
         except FileNotFoundError:
             # `base` was pruned, or a prefix delete above took our staging directory:
@@ -845,28 +847,6 @@ def _write_all(fd: int, data: bytes | bytearray, writeback: int | None = None) -
         view = view[written:]
     if writeback is not None:
         start_writeback(fd, writeback)
-
-
-_fsync_pool: ThreadPoolExecutor | None = None
-
-
-def _fsync_together(fd: int, directories: list[str]) -> None:
-    """fsync a file and directories at the same time (they do not depend on each other),
-    so a new `tags/<tag>/current/link` costs one fsync's wait, not three in a row. The
-    pool's threads only fsync, never wait on anything else: a write thread waiting for
-    them cannot deadlock."""
-    global _fsync_pool
-    with _write_pool_lock:
-        if _fsync_pool is None:
-            _fsync_pool = ThreadPoolExecutor(_WRITE_THREADS, thread_name_prefix="arca-fsync")
-        pool = _fsync_pool
-    pending = [pool.submit(_fsync_directory, directory) for directory in directories]
-    try:
-        os.fsync(fd)
-    finally:
-        concurrent.futures.wait(pending)  # none left running when this returns or raises
-    for future in pending:
-        future.result()  # the first failure raised
 
 
 def _fsync_directory(directory: str) -> None:
