@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import statistics
 import tempfile
@@ -127,8 +128,19 @@ class Run:
     """Server CPU microseconds per request."""
 
 
-def measure(server: Server, path: str, headers: dict[str, str], seconds: float) -> Run:
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process `pid` onto `cpus` (a thread keeps the CPUs it had)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), cpus)
+
+
+def measure(
+    server: Server, path: str, headers: dict[str, str], seconds: float, pinned: bool = False
+) -> Run:
     assert server.process is not None
+    if pinned:  # the server on CPU 0, this client on CPU 1: neither takes the other's
+        pin(server.process.pid, {0})
     before = cpu_seconds(server.process.pid)
     count, elapsed = asyncio.run(request_rate(server.url, path, headers, 4, seconds))
     spent = cpu_seconds(server.process.pid) - before
@@ -146,7 +158,15 @@ def main() -> None:
     parser.add_argument(
         "--control", action="store_true", help="a second auth-off server, as a noise floor"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the measured server on CPU 0, the client on CPU 1 (the scheduler's moves are"
+        " then no part of the spread)",
+    )
     arguments = parser.parse_args()
+    if arguments.pin:
+        os.sched_setaffinity(0, {1})
     workdir = Path(tempfile.mkdtemp(prefix="arca-auth-bench-"))
     config = auth_config(workdir)
     servers = {
@@ -192,19 +212,20 @@ def main() -> None:
         for path in workloads.values():  # warm-up, not counted: the first requests
             for mode in modes:  # specialise the interpreter's code and fill the caches
                 server, headers = headers_by_mode[mode]
-                measure(server, path, headers, 0.5)
+                measure(server, path, headers, 0.5, arguments.pin)
         for round_ in range(arguments.rounds):
             turn = modes[round_ % len(modes) :] + modes[: round_ % len(modes)]
             for workload, path in workloads.items():
                 for mode in turn:
                     server, headers = headers_by_mode[mode]
-                    run = measure(server, path, headers, arguments.seconds)
+                    run = measure(server, path, headers, arguments.seconds, arguments.pin)
                     results.setdefault(workload, {}).setdefault(mode, []).append(run)
     finally:
         for server in servers.values():
             server.stop()
     print(
-        f"{arguments.rounds} rounds of {arguments.seconds:g} s per column;"
+        f"{arguments.rounds} rounds of {arguments.seconds:g} s per column"
+        f"{' (server on CPU 0, client on CPU 1)' if arguments.pin else ''};"
         f" load average {load_before} before, {load()} after"
     )
     print()
