@@ -63,6 +63,31 @@ def auth_config(workdir: Path) -> Path:
     return config
 
 
+def seed(url: str, auth: tuple[str, str] | None, blob: bytes, timeout: float) -> None:
+    """What both workloads GET: the manifest `bench/app:v1` and the blob `blob`."""
+    with httpx.Client(base_url=url, auth=auth, timeout=timeout) as client:
+        manifest = image_manifest(*push_image_blobs(client, "bench/app"))
+        client.put(
+            "/v2/bench/app/manifests/v1",
+            content=manifest,
+            headers={"Content-Type": OCI_MANIFEST},
+        ).raise_for_status()
+        client.post(
+            f"/v2/bench/app/blobs/uploads/?digest={sha256(blob)}", content=blob
+        ).raise_for_status()
+
+
+def bearer_token(url: str, timeout: float = 30) -> str:
+    """A pull token for `bench/app` from the server's token endpoint."""
+    token: str = httpx.get(
+        f"{url}/auth/token",
+        params={"service": "arca", "scope": "repository:bench/app:pull"},
+        auth=(USER, PASSWORD),
+        timeout=timeout,
+    ).json()["token"]
+    return token
+
+
 class Ready(Server):
     """registry_bench's Server, ready when /healthz answers (/v2/ is 401 with auth on)."""
 
@@ -185,23 +210,11 @@ def main() -> None:
         headers_by_mode: dict[str, tuple[Server, dict[str, str]]] = {}
         for label, server in servers.items():
             auth = (USER, PASSWORD) if label == "auth on" else None
-            with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
-                manifest = image_manifest(*push_image_blobs(client, "bench/app"))
-                client.put(
-                    "/v2/bench/app/manifests/v1",
-                    content=manifest,
-                    headers={"Content-Type": OCI_MANIFEST},
-                ).raise_for_status()
-                digest = sha256(blob)
-                client.post(f"/v2/bench/app/blobs/uploads/?digest={digest}", content=blob)
+            seed(server.url, auth, blob, timeout=30)
             if label != "auth on":
                 headers_by_mode[label] = (server, {})
                 continue
-            token = httpx.get(
-                f"{server.url}/auth/token",
-                params={"service": "arca", "scope": "repository:bench/app:pull"},
-                auth=(USER, PASSWORD),
-            ).json()["token"]
+            token = bearer_token(server.url)
             headers_by_mode["auth on, Basic"] = (server, {"Authorization": basic})
             headers_by_mode["auth on, bearer"] = (server, {"Authorization": f"Bearer {token}"})
         workloads = {

@@ -29,12 +29,10 @@ import time
 from pathlib import Path
 
 import httpx
-from auth_bench import PASSWORD, USER, auth_config
+from auth_bench import PASSWORD, USER, auth_config, bearer_token, seed
 from registry_bench import (
     OCI_MANIFEST,
     free_port,
-    image_manifest,
-    push_image_blobs,
     sha256,
 )
 
@@ -135,22 +133,8 @@ def main() -> None:
         servers["on"] = Callgrind(workdir, "on", {"ARCA_CONFIG": str(config)})
         for label, server in servers.items():
             auth = (USER, PASSWORD) if label == "on" else None
-            with httpx.Client(base_url=server.url, auth=auth, timeout=300) as client:
-                manifest = image_manifest(*push_image_blobs(client, "bench/app"))
-                client.put(
-                    "/v2/bench/app/manifests/v1",
-                    content=manifest,
-                    headers={"Content-Type": OCI_MANIFEST},
-                ).raise_for_status()
-                client.post(
-                    f"/v2/bench/app/blobs/uploads/?digest={sha256(blob)}", content=blob
-                ).raise_for_status()
-        token = httpx.get(
-            f"{servers['on'].url}/auth/token",
-            params={"service": "arca", "scope": "repository:bench/app:pull"},
-            auth=(USER, PASSWORD),
-            timeout=300,
-        ).json()["token"]
+            seed(server.url, auth, blob, timeout=300)
+        token = bearer_token(servers["on"].url, timeout=300)
         columns["auth off"] = (servers["off"], {})
         columns["auth on, Basic"] = (servers["on"], {"Authorization": basic})
         columns["auth on, bearer"] = (servers["on"], {"Authorization": f"Bearer {token}"})
