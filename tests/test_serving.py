@@ -141,6 +141,17 @@ def test_pipelined_requests_keep_their_bodies_apart(served: tuple[int, _Recorder
     assert [a["sha256"] for a in answers] == [hashlib.sha256(b).hexdigest() for b in bodies]
 
 
+def _upload_to_a_slow_app(port: int, data: bytes) -> dict[str, Any]:
+    """Send `data` as one body to the app that sleeps before each read (`?wait=1`)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_head(len(data), "/?wait=1"))
+        sender = threading.Thread(target=sock.sendall, args=(data,))
+        sender.start()
+        (answer,) = _answers(sock, 1)
+        sender.join(60)
+    return answer
+
+
 def test_the_server_reads_ahead_of_a_slow_application_but_only_so_far(
     served: tuple[int, _Recorder],
 ):
@@ -148,12 +159,7 @@ def test_the_server_reads_ahead_of_a_slow_application_but_only_so_far(
     handling a block overlap), up to BODY_BUFFER bytes, not the whole body."""
     port, _ = served
     data = os.urandom(32 * MiB)
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(_head(len(data), "/?wait=1"))
-        sender = threading.Thread(target=sock.sendall, args=(data,))
-        sender.start()
-        (answer,) = _answers(sock, 1)
-        sender.join(60)
+    answer = _upload_to_a_slow_app(port, data)
     assert answer["sha256"] == hashlib.sha256(data).hexdigest()
     first = answer["sizes"][0]
     assert first > 2 * MiB, f"only {first} bytes were read ahead while the application slept"
@@ -168,12 +174,7 @@ def test_past_the_process_wide_budget_a_connection_reads_ahead_only_a_little(
     port, _ = served
     monkeypatch.setattr(serving, "BODY_BUFFERS_TOTAL", 0)
     data = os.urandom(16 * MiB)
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(_head(len(data), "/?wait=1"))
-        sender = threading.Thread(target=sock.sendall, args=(data,))
-        sender.start()
-        (answer,) = _answers(sock, 1)
-        sender.join(60)
+    answer = _upload_to_a_slow_app(port, data)
     assert answer["sha256"] == hashlib.sha256(data).hexdigest()
     assert max(answer["sizes"]) <= MiB, "read ahead past the budget"
 
