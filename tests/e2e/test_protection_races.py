@@ -124,42 +124,20 @@ def _changes_of(client: int) -> list[tuple[dict[str, str], list[str]]]:
 
 
 def _label_concurrently(url: str) -> list[Change]:
-    barrier = threading.Barrier(CLIENTS)
-    done: list[Change] = []
-    lock = threading.Lock()
+    def changes(client: int, http: httpx.Client) -> Iterator[Change]:
+        for step, (labels, remove) in enumerate(_changes_of(client)):
+            start = time.monotonic()
+            response = http.post(
+                f"/api/v1/repositories/{NAME}/artifacts/run-1/labels",
+                json={"set": labels, "remove": remove},
+            )
+            end = time.monotonic()
+            label_digest = response.json()["label_digest"] if response.status_code == 201 else None
+            yield Change(
+                client, step, labels, remove, response.status_code, label_digest, start, end
+            )
 
-    def run(client: int) -> None:
-        with httpx.Client(base_url=url, timeout=60) as http:
-            barrier.wait()
-            for step, (labels, remove) in enumerate(_changes_of(client)):
-                start = time.monotonic()
-                response = http.post(
-                    f"/api/v1/repositories/{NAME}/artifacts/run-1/labels",
-                    json={"set": labels, "remove": remove},
-                )
-                end = time.monotonic()
-                label_digest = (
-                    response.json()["label_digest"] if response.status_code == 201 else None
-                )
-                with lock:
-                    done.append(
-                        Change(
-                            client,
-                            step,
-                            labels,
-                            remove,
-                            response.status_code,
-                            label_digest,
-                            start,
-                            end,
-                        )
-                    )
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    done: list[Change] = _concurrently(url, changes)
     return done
 
 
@@ -279,18 +257,18 @@ class Push:
     status: int
 
 
-def _concurrently(url: str, work: Any) -> list[Push]:
-    """`work(client, http)` in CLIENTS threads at once; the pushes they report."""
+def _concurrently(url: str, work: Any) -> list[Any]:
+    """`work(client, http)` in CLIENTS threads at once, started together; what they yield."""
     barrier = threading.Barrier(CLIENTS)
-    done: list[Push] = []
+    done: list[Any] = []
     lock = threading.Lock()
 
     def run(client: int) -> None:
         with httpx.Client(base_url=url, timeout=60) as http:
             barrier.wait()
-            for push in work(client, http):
+            for outcome in work(client, http):
                 with lock:
-                    done.append(push)
+                    done.append(outcome)
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(CLIENTS)]
     for thread in threads:
