@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("arca.serve")
@@ -170,12 +169,13 @@ class Supervisor:
 
 
 def _forget_live_gauges(pid: int) -> None:
-    """What prometheus-client's `mark_process_dead` does for a worker that could not
-    (killed): its live-summed gauges (uploads in flight) leave the sum."""
-    directory = os.environ.get(_METRICS)
-    if directory:
-        for path in Path(directory).glob(f"gauge_live*_{pid}.db"):
-            path.unlink(missing_ok=True)
+    """A worker that died without saying so (killed): its live-summed gauges (uploads in
+    flight) leave the sum. prometheus-client is imported only then: the supervisor stays
+    small."""
+    if os.environ.get(_METRICS):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def listen(host: str, port: int) -> socket.socket:
