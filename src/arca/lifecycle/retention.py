@@ -53,6 +53,7 @@ PLAN_VERSION = 1
 KEEP, DELETE = "keep", "delete"
 LEASE_NAME = "retention"
 PUSHED_AGAIN = "pushed again during the apply"
+PUSHED_SINCE_PLAN = "pushed again since the plan"
 
 _BATCH = 64
 """Deletions of one repository per scan of its tags, at least (more when it has more
@@ -877,7 +878,7 @@ class Retention:
         except PathNotFound:
             return "gone", "deleted since the plan"
         if info.modified > plan.created:
-            return "kept", "pushed again since the plan"
+            return "kept", PUSHED_SINCE_PLAN
         if digest in pins:
             return "kept", f"pinned since the plan ({_pin_reason(pins[digest])})"
         new = sorted(tags_on.get(digest, set()) - set(decision.tags))
@@ -918,7 +919,7 @@ class Retention:
                     planned,
                     size,
                     "kept",
-                    "pushed again since the plan",
+                    PUSHED_SINCE_PLAN,
                     f"{run_id}.{key}" if moved else None,
                 )
         links = []  # the planned tags still on it; one set since is found by `_settle`
