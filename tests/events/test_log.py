@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
 from arca.events.log import EventFilter, EventId, EventLog, full_type
 from arca.storage import layout
+from arca.storage.driver import AlreadyExists
 from arca.storage.drivers.memory import MemoryDriver
 
 DAY = 86400.0
@@ -75,6 +77,65 @@ def test_two_writers_on_one_store_give_one_dense_order_without_duplicates() -> N
         for name in ("one", "two"):  # each writer's own events stay in its order
             mine = [event["data"]["n"] for event in seen_one if event["data"]["repository"] == name]  # type: ignore[index]
             assert mine == list(range(60))
+
+    asyncio.run(scenario())
+
+
+class _CountingDriver(MemoryDriver):
+    """Counts create-only writes refused and listings (what a stale head costs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+        self.listings = 0
+
+    async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
+        try:
+            await super().put(path, data, if_absent=if_absent)
+        except AlreadyExists:
+            self.refused += 1
+            raise
+
+    def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
+        self.listings += 1
+        return super().list(prefix, start_after)
+
+
+def test_two_processes_taking_turns_lose_one_write_each_then_look_before_writing() -> None:
+    """`--workers 2`: each writer's head is one behind after the other's commit; after
+    losing a number once, a writer looks (exists) before writing, so later turns cost
+    no failed fsynced write and no listing."""
+
+    async def scenario() -> None:
+        driver = _CountingDriver()
+        one, two = EventLog(driver), EventLog(driver)
+        for n in range(10):
+            await one.append([_event("one", n)])
+            await two.append([_event("two", n)])
+        assert driver.refused <= 2
+        listed = driver.listings
+        for n in range(10, 30):
+            await one.append([_event("one", n)])
+            await two.append([_event("two", n)])
+        assert driver.refused <= 2
+        assert driver.listings == listed
+        ids = [str(event["id"]) for event in await _all(one)]
+        assert [EventId.parse(i).commit for i in ids] == list(range(1, 61))
+
+    asyncio.run(scenario())
+
+
+def test_a_writer_far_behind_lists_again_and_numbers_on_without_gaps() -> None:
+    async def scenario() -> None:
+        driver = _CountingDriver()
+        behind, busy = EventLog(driver), EventLog(driver)
+        await behind.append([_event("behind", 0)])
+        for n in range(40):  # another replica appends many commits meanwhile
+            await busy.append([_event("busy", n)])
+        [new_id] = await behind.append([_event("behind", 1)])
+        assert EventId.parse(new_id).commit == 42
+        ids = [str(event["id"]) for event in await _all(busy)]
+        assert [EventId.parse(i).commit for i in ids] == list(range(1, 43))
 
     asyncio.run(scenario())
 
