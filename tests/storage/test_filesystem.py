@@ -330,6 +330,87 @@ async def test_a_symlink_planted_in_a_directory_just_used_cannot_lead_outside(
     assert (outside / "secret").read_bytes() == b"secret"
 
 
+async def test_a_symlink_planted_below_a_directory_just_used_cannot_lead_outside(
+    driver: FilesystemDriver, root: Path, tmp_path: Path
+) -> None:
+    """Below a trusted directory each component is looked at: a symlinked directory
+    (or a dangling symlink) planted there a moment later is followed by no call, for a
+    path that exists beyond it and for one that does not."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "secret").write_bytes(b"secret")
+    await driver.put("repo/dir/ok", b"ok")
+    assert await driver.get("repo/dir/ok") == b"ok"  # repo and repo/dir are now trusted
+    (root / "repo" / "dir" / "evil").symlink_to(outside)
+    (root / "repo" / "dir" / "dangling").symlink_to(outside / "planted")
+    for path in ("repo/dir/evil/secret", "repo/dir/evil/sub/new", "repo/dir/evil/none/x/y"):
+        with pytest.raises(InvalidPath):
+            await driver.get(path)
+        with pytest.raises(InvalidPath):
+            await driver.exists(path)
+        with pytest.raises(InvalidPath):
+            await driver.stat(path)
+        with pytest.raises(InvalidPath):
+            await driver.put(path, b"overwritten")
+    with pytest.raises(InvalidPath):
+        await driver.put("repo/dir/dangling", b"planted")
+    with pytest.raises(InvalidPath):
+        await driver.put("repo/dir/dangling/x", b"planted")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret", "sub"]
+    assert list((outside / "sub").iterdir()) == []
+    assert (outside / "secret").read_bytes() == b"secret"
+
+
+async def test_a_new_path_under_a_symlink_out_of_the_root_is_refused(
+    driver: FilesystemDriver, root: Path, tmp_path: Path
+) -> None:
+    """A path whose missing part lies beyond a symlink out of the root is refused,
+    whether its directories were checked a moment ago or never."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    with pytest.raises(InvalidPath):
+        await driver.put("link/tags/new/current/link", b"new")  # nothing trusted yet
+    await driver.put("repo/x", b"x")  # the root is trusted now
+    (root / "repo" / "link").symlink_to(outside)
+    for path in ("link/new", "link/tags/new/current/link", "repo/link/a/b", "repo/link/a"):
+        with pytest.raises(InvalidPath):
+            await driver.put(path, b"new")
+        assert not await _exists_or_refused(driver, path)
+    assert list(outside.iterdir()) == []
+
+
+async def _exists_or_refused(driver: FilesystemDriver, path: str) -> bool:
+    try:
+        return await driver.exists(path)
+    except InvalidPath:
+        return False
+
+
+async def test_what_the_root_check_saw_answers_like_the_filesystem(
+    driver: FilesystemDriver, root: Path
+) -> None:
+    """`get`, `stat` and `exists` reuse what the root check found (missing, a file, a
+    directory, a file where a directory would be) and answer as the filesystem does,
+    also once the path is trusted and when it changed since."""
+    await driver.put("repo/a/file", b"12345")
+    for _ in range(2):  # first checked, then trusted
+        assert await driver.exists("repo/a/file")
+        assert (await driver.stat("repo/a/file")).size == 5
+        assert await driver.get("repo/a/file") == b"12345"
+        for missing in ("repo/a/none", "repo/b/c/d", "repo/a/file/below", "repo/a"):
+            assert not await driver.exists(missing)
+            with pytest.raises(PathNotFound):
+                await driver.stat(missing)
+            with pytest.raises(PathNotFound):
+                await driver.get(missing)
+    await driver.put("repo/b/c/d", b"late")  # missing a moment ago, there now
+    assert await driver.exists("repo/b/c/d")
+    assert await driver.get("repo/b/c/d") == b"late"
+    (root / "repo" / "a" / "file").unlink()
+    assert not await driver.exists("repo/a/file")
+
+
 def _age(directory: Path) -> None:
     """Make a directory look unchanged for a minute (as if listed long after its last change)."""
     old = os.stat(directory).st_mtime - 60

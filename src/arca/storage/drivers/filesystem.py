@@ -89,11 +89,13 @@ commits per write (docs/benchmarks.md, "Tag PUTs")."""
 
 _TRUSTED_SECONDS = 0.5
 _TRUSTED_PATHS = 4096
+_WALKED = 3
 """A path (or directory) found free of symlinks is trusted for half a second (at most
 this many are remembered): a manifest PUT resolves ~18 paths, several the same as the
 PUT before (`gc/sweeping`, the layers' links) and most in directories it just used,
 and a resolution costs several system calls (docs/storage.md, "Staying inside the
-root")."""
+root"). Below a trusted directory up to `_WALKED` components are `lstat`ed one by one
+(one system call each, fewer when one is missing); further down, the full check."""
 
 _T = TypeVar("_T")
 
@@ -202,7 +204,9 @@ class FilesystemDriver(Driver):
         self._listings: OrderedDict[str, tuple[tuple[int, ...], tuple[str, ...]]] = OrderedDict()
         """Big directories' sorted names by real path, with the stat they were listed at."""
         self._trusted: dict[str, float] = {}
-        """Paths and directories whose real path was their path, until when (`_resolve`)."""
+        """Paths whose real path was their path (or which were missing), until when."""
+        self._trusted_directories: dict[str, float] = {}
+        """Existing directories whose real path was their path, until when (`_lookup`)."""
         if os.path.exists(root) and not os.path.isdir(root):
             raise OptionError("root", f"{root!r} exists and is not a directory")
         try:
@@ -215,7 +219,9 @@ class FilesystemDriver(Driver):
     # -- reading -----------------------------------------------------------------------
 
     async def get(self, path: str) -> bytes:
-        full = self._resolve(path)
+        full, _, absent = self._lookup(path)
+        if absent:
+            raise PathNotFound(path)
         with _map_errors(path):
             fd = _open_regular(full)
             try:
@@ -258,12 +264,30 @@ class FilesystemDriver(Driver):
         return os.fdopen(fd, "rb", buffering=0)
 
     async def stat(self, path: str) -> ObjectInfo:
-        full = self._resolve(path)
-        with _map_errors(path):
-            st = os.stat(full)
+        full, st, absent = self._lookup(path)
+        if absent:
+            raise PathNotFound(path)
+        if st is None:  # (the check's lstat is the stat: it found no symlink there)
+            with _map_errors(path):
+                st = os.stat(full)
         if not stat.S_ISREG(st.st_mode):
             raise PathNotFound(path)
         return ObjectInfo(path, st.st_size, st.st_mtime)
+
+    async def exists(self, path: str) -> bool:
+        # `stat` without its exceptions: most paths asked about on a PUT are missing.
+        full, st, absent = self._lookup(path)
+        if absent:
+            return False
+        if st is None:
+            try:
+                st = os.stat(full)
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            except OSError:
+                with _map_errors(path):
+                    raise
+        return stat.S_ISREG(st.st_mode)
 
     async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
         full = self._resolve(prefix)
@@ -389,32 +413,78 @@ class FilesystemDriver(Driver):
 
         The path's grammar was checked by the wrapper (storage/checked.py); this guards
         what only a filesystem has, symlinks planted in the root."""
+        return self._lookup(path)[0]
+
+    def _lookup(self, path: str) -> tuple[str, os.stat_result | None, bool]:
+        """`_resolve`, and what the check saw of the object itself: its `lstat` (None
+        where it did not look) and whether nothing is there, so that `stat`, `exists`
+        and `get` need not ask the filesystem again.
+
+        A manifest PUT resolves ~18 paths, most of them new (a tag's directory, a
+        revision, index entries) in directories used a moment ago. So the check starts
+        from the nearest ancestor found to be a directory free of symlinks in the last
+        half second (`_TRUSTED_SECONDS`), at most `_WALKED` levels up, and `lstat`s only
+        the components below it: a missing one ends the walk (nothing there to
+        follow), a symlink anywhere sends the path to the full check (`_check`), which
+        follows it and refuses it if it leads out of the root."""
         full = os.path.join(self._root, path)
         now = time.monotonic()
-        trusted = self._trusted
-        if trusted.get(full, 0.0) > now:
-            return full  # checked a moment ago
-        directory = os.path.dirname(full)
-        if trusted.get(directory, 0.0) > now:
-            # Its directory was found free of symlinks a moment ago: only the last
-            # component can still be one (one lstat instead of a resolution).
+        if self._trusted.get(full, 0.0) > now:
+            return full, None, False  # checked a moment ago
+        directories = self._trusted_directories
+        names: list[str] = []
+        base = full
+        while True:
+            base, name = os.path.split(base)
+            if not name or len(names) == _WALKED:
+                return self._check(path, full, now)
+            names.append(name)
+            if directories.get(base, 0.0) > now:
+                break
+        found: os.stat_result | None = None
+        for name in reversed(names):
+            base = os.path.join(base, name)
             try:
-                clean = not stat.S_ISLNK(os.lstat(full).st_mode)
-            except FileNotFoundError:
-                clean = True  # nothing there, so nothing to follow
+                found = os.lstat(base)
+            except (FileNotFoundError, NotADirectoryError):
+                self._trust(full, now)
+                return full, None, True  # nothing there, so nothing to follow
             except OSError:
-                clean = False  # let the full check say what is wrong
-            if clean:
-                trusted[full] = now + _TRUSTED_SECONDS
-                return full
-        real = _real_path(full)
+                return self._check(path, full, now)  # let the full check say what is wrong
+            if stat.S_ISLNK(found.st_mode):
+                return self._check(path, full, now)
+            if base != full and stat.S_ISDIR(found.st_mode):
+                directories[base] = now + _TRUSTED_SECONDS
+        self._trust(full, now)
+        return full, found, False
+
+    def _check(self, path: str, full: str, now: float) -> tuple[str, None, bool]:
+        """The full check: the real path of `full` must be under the root. Where it is
+        `full` itself, the directories on the way are trusted for `_TRUSTED_SECONDS`."""
+        real, missing = _real_path_and_missing(full)
         if not real.startswith(self._inside):
             raise InvalidPath(path)
         if real == full:
-            if len(trusted) >= _TRUSTED_PATHS:
-                trusted.clear()
-            trusted[directory] = trusted[full] = now + _TRUSTED_SECONDS
-        return full
+            self._trust(full, now)
+            if missing >= 0:
+                # Every existing directory on the way is free of symlinks: a symlink
+                # would have made the real path differ (a missing part is just missing).
+                directory = full
+                for _ in range(max(missing, 1)):
+                    directory = os.path.dirname(directory)
+                directories = self._trusted_directories
+                until = now + _TRUSTED_SECONDS
+                while directory.startswith(self._inside):
+                    directories[directory] = until
+                    directory = os.path.dirname(directory)
+                directories[self._root] = until
+        return full, None, missing > 0
+
+    def _trust(self, full: str, now: float) -> None:
+        if len(self._trusted) >= _TRUSTED_PATHS or len(self._trusted_directories) >= _TRUSTED_PATHS:
+            self._trusted.clear()
+            self._trusted_directories.clear()
+        self._trusted[full] = now + _TRUSTED_SECONDS
 
     def _put(self, full: str, data: bytes, if_absent: bool) -> None:
         directory = os.path.dirname(full)
@@ -784,15 +854,21 @@ _O_PATH = getattr(os, "O_PATH", 0)
 
 
 def _real_path(full: str) -> str:
-    """`os.path.realpath(full)`, in three system calls instead of one per component.
+    """`os.path.realpath(full)`, in three system calls instead of one per component."""
+    return _real_path_and_missing(full)[0]
+
+
+def _real_path_and_missing(full: str) -> tuple[str, int]:
+    """`os.path.realpath(full)`, and how many of its last components do not exist (-1:
+    not known).
 
     realpath lstats every component of the path in turn: ~160 µs for an object ten
-    directories deep on this machine, 18 times per manifest PUT. Opening the path with
-    O_PATH lets the kernel resolve it (symlinks followed, as realpath does) and
-    /proc/self/fd names what it resolved to: ~25 µs. A path that does not exist is its
-    parent's real path plus its name (found the same way), unless a dangling symlink
-    stands there; where O_PATH or /proc is not available (not Linux), and in every
-    case this does not handle, it is realpath itself.
+    directories deep on this machine. Opening the path with O_PATH lets the kernel
+    resolve it (symlinks followed, as realpath does) and /proc/self/fd names what it
+    resolved to: ~25 µs. A path that does not exist is its parent's real path plus
+    its name (found the same way), unless a dangling symlink stands there; where
+    O_PATH or /proc is not available (not Linux), and in every case this does not
+    handle, it is realpath itself.
     """
     if _O_PATH:
         try:
@@ -800,18 +876,19 @@ def _real_path(full: str) -> str:
         except FileNotFoundError:
             parent, name = os.path.split(full)
             if name in ("", ".", "..") or parent == full or os.path.lexists(full):
-                return os.path.realpath(full)  # e.g. a dangling symlink: realpath follows it
+                return os.path.realpath(full), -1  # e.g. a dangling symlink: realpath follows it
             # Nothing there, so nothing to follow: the real path is the parent's + name.
-            return os.path.join(_real_path(parent), name)
+            real, missing = _real_path_and_missing(parent)
+            return os.path.join(real, name), missing + 1 if missing >= 0 else -1
         except OSError:
-            return os.path.realpath(full)
+            return os.path.realpath(full), -1
         try:
-            return os.readlink(f"/proc/self/fd/{fd}")
+            return os.readlink(f"/proc/self/fd/{fd}"), 0
         except OSError:
             pass
         finally:
             os.close(fd)
-    return os.path.realpath(full)
+    return os.path.realpath(full), -1
 
 
 def _open_regular(full: str) -> int:
