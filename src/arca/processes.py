@@ -6,7 +6,7 @@
 
 - `server` (one worker): uvicorn and the application, in this process;
 - `supervise N`: a small supervisor, importing neither uvicorn nor the application,
-  binds the listening socket once and starts N `worker` processes that share it; it
+  binds one listening socket per worker on the port and starts N `worker` processes; it
   starts a worker again if one dies, and on SIGTERM or SIGINT stops them all (each
   finishes its requests, as uvicorn does) and exits.
 
@@ -121,31 +121,38 @@ def _die_with_parent(supervisor: int) -> None:
 
 
 class Supervisor:
-    """Starts `workers` worker processes on one socket and keeps that many running."""
+    """Starts one worker per socket and keeps one running on each.
 
-    def __init__(self, workers: int, sock: socket.socket) -> None:
-        self.workers = workers
-        self.sock = sock
-        self.children: list[subprocess.Popen[bytes]] = []
+    Each worker has a listening socket of its own on the same port (SO_REUSEPORT):
+    the kernel spreads new connections over the sockets. With one shared socket, the
+    first worker to wake accepts every connection waiting (asyncio accepts in a loop),
+    so 8 clients connecting at once mostly landed on one worker and a second worker
+    added nothing (docs/benchmarks.md, "Tag PUTs"). A socket outlives its worker:
+    connections that arrive while a worker is restarted wait in its queue.
+    """
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        """The worker serving each socket, by the socket's position."""
         self.stopping = False
 
-    def start(self) -> subprocess.Popen[bytes]:
-        fd = self.sock.fileno()
+    def start(self, slot: int) -> subprocess.Popen[bytes]:
+        fd = self.sockets[slot].fileno()
         argv = command("worker", str(fd), str(os.getpid()))
         child = subprocess.Popen(argv, pass_fds=[fd])
-        self.children.append(child)
+        self.children[slot] = child
         return child
 
     def run(self) -> None:
-        for _ in range(self.workers):
-            self.start()
+        for slot in range(len(self.sockets)):
+            self.start(slot)
         while not self.stopping:
             time.sleep(0.2)
-            for child in list(self.children):
+            for slot, child in list(self.children.items()):
                 code = child.poll()
                 if code is None or self.stopping:
                     continue
-                self.children.remove(child)
                 _forget_live_gauges(child.pid)
                 log.warning(
                     "worker exited; starting another",
@@ -153,7 +160,7 @@ class Supervisor:
                 )
                 time.sleep(_RESTART_PAUSE)
                 if not self.stopping:
-                    self.start()
+                    self.start(slot)
         self.stop_children()
 
     def stop(self, signum: int, frame: object) -> None:
@@ -161,10 +168,10 @@ class Supervisor:
 
     def stop_children(self) -> None:
         """SIGTERM to every worker (a graceful stop in uvicorn), then wait for each."""
-        for child in self.children:
+        for child in self.children.values():
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signal.SIGTERM)
-        for child in self.children:
+        for child in self.children.values():
             child.wait()
 
 
@@ -178,14 +185,31 @@ def _forget_live_gauges(pid: int) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The socket uvicorn's supervisor binds (`Config.bind_socket`), for workers to share."""
+def listen(host: str, port: int, count: int = 1) -> list[socket.socket]:
+    """`count` listening sockets on one port (SO_REUSEPORT; port 0: the first one's),
+    bound as uvicorn's supervisor binds its one (`Config.bind_socket`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family=family)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
+    # First a plain bind: with SO_REUSEPORT alone, a second `arca serve` on a port in
+    # use would join the first one's sockets and share its connections.
+    with socket.socket(family=family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family=family)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def supervise(workers: int, server: dict[str, Any]) -> None:
@@ -194,7 +218,7 @@ def supervise(workers: int, server: dict[str, Any]) -> None:
     configure(server["log_level"], server["log_format"], server["access_log"])
     host, port = server["host"], server["port"]
     try:
-        sock = listen(host, port)
+        sockets = listen(host, port, workers)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", host, port, exc)
         sys.exit(3)
@@ -204,11 +228,11 @@ def supervise(workers: int, server: dict[str, Any]) -> None:
         "listening on %s://%s:%d with %d workers",
         scheme,
         shown,
-        sock.getsockname()[1],
+        sockets[0].getsockname()[1],
         workers,
         extra={"pid": os.getpid(), "workers": workers},
     )
-    supervisor = Supervisor(workers, sock)
+    supervisor = Supervisor(sockets)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
     created = None

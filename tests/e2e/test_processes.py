@@ -3,7 +3,10 @@ when one of them dies."""
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -97,4 +100,54 @@ def test_workers_die_with_a_killed_supervisor(tmp_path: Path) -> None:
         with pytest.raises(httpx.ConnectError):  # nobody serves the port any more
             httpx.get(f"{server.url}/v2/", timeout=5)
     finally:
+        server.stop()
+
+
+def test_connections_at_once_are_spread_over_the_workers_and_the_port_stays_theirs(
+    tmp_path: Path,
+) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT): 32 clients connecting
+    at the same moment are not all accepted by whichever worker woke first, so a second
+    worker serves some of them (the kernel spreads them by a hash of the addresses;
+    fewer than 6 on one worker has odds of about 1 in 10,000)."""
+    server = ArcaServer(tmp_path / "data", TWO_WORKERS).start()
+    clients: list[socket.socket] = []
+    try:
+        assert server.process is not None
+        workers = workers_of(psutil.Process(server.process.pid), 2)
+        for worker in workers:  # both listening before the burst
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(
+                c.status == psutil.CONN_LISTEN for c in worker.net_connections("tcp")
+            ):
+                time.sleep(0.1)
+        port = int(server.url.rsplit(":", 1)[1])
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(32)]
+        ours = {client.getsockname()[1] for client in clients}
+        deadline = time.monotonic() + 30
+        while True:
+            held = [
+                sum(1 for c in w.net_connections("tcp") if c.raddr and c.raddr[1] in ours)
+                for w in workers
+            ]
+            if sum(held) == len(clients) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert sum(held) == len(clients), f"accepted {held} of {len(clients)}"
+        assert min(held) >= 6, f"connections per worker: {held}"
+        for client in clients:  # and every one of them is served
+            client.sendall(b"GET /v2/ HTTP/1.1\r\nHost: arca\r\nConnection: close\r\n\r\n")
+            assert client.recv(64).startswith(b"HTTP/1.1 200")
+
+        # The sockets share the port among themselves only: a second server fails.
+        second = ArcaServer(tmp_path / "other", TWO_WORKERS)
+        second.port, second.url = server.port, server.url
+        run = subprocess.run(
+            second.command(), env={**os.environ, **second.env}, capture_output=True, timeout=120
+        )
+        assert run.returncode == 3
+        assert b"cannot listen" in run.stdout + run.stderr
+    finally:
+        for client in clients:
+            client.close()
         server.stop()
