@@ -207,18 +207,24 @@ class BlobStore:
 
     async def put_small(self, data: bytes, digest: Digest) -> None:
         """Store a small verified blob (a manifest) from memory; a no-op when present."""
-        await self.record_meta(await self.put_small_data(data, digest))
+        meta, _ = await self.put_small_data(data, digest)
+        await self.record_meta(meta)
 
-    async def put_small_data(self, data: bytes, digest: Digest) -> BlobMeta:
+    async def put_small_data(self, data: bytes, digest: Digest) -> tuple[BlobMeta, bool]:
         """`put_small` without the metadata, which the caller records (`record_meta`)
         while it goes on: a blob's data never needs its metadata (`meta` computes what
-        is missing), and a manifest PUT need not wait for one more fsynced write."""
+        is missing), and a manifest PUT need not wait for one more fsynced write.
+        Also whether this call created the data (content never stored before: a
+        manifest PUT then knows its revision is new too)."""
         path = layout.blob_data(digest)
+        created = False
         if not await self._driver.exists(path) or not await self.claim_data(digest):
             with contextlib.suppress(AlreadyExists):
                 await self._driver.put(path, data, if_absent=True)
+                created = True
         sha256 = digest if digest.algorithm == "sha256" else Digest.of(data, "sha256")
-        return BlobMeta(digest, len(data), sha256, Digest.of(data, "blake3"), time.time())
+        meta = BlobMeta(digest, len(data), sha256, Digest.of(data, "blake3"), time.time())
+        return meta, created
 
     async def adopt(self, source: str, meta: BlobMeta) -> None:
         """Make verified upload data at `source` the blob `meta.digest`.

@@ -356,12 +356,12 @@ class ManifestStore:
     async def _store(
         self, name: str, digest: Digest, data: bytes, manifest: Manifest, tags: tuple[str, ...]
     ) -> PutResult:
-        meta = await self._blobs.put_small_data(data, digest)
+        meta, new_content = await self._blobs.put_small_data(data, digest)
         # Its metadata is written while the revision and tags are: the index (a
         # follower of the event below) is the first to read it.
         recording = asyncio.ensure_future(self._blobs.record_meta(meta))
         try:
-            return await self._link(name, digest, data, manifest, tags, recording)
+            return await self._link(name, digest, data, manifest, tags, recording, new_content)
         finally:
             if not recording.done():  # failed before waiting for it: let it finish
                 await asyncio.wait([recording])
@@ -376,6 +376,7 @@ class ManifestStore:
         manifest: Manifest,
         tags: tuple[str, ...],
         recording: asyncio.Future[None],
+        new_content: bool = False,
     ) -> PutResult:
         self._cache.put(digest, data)
         subject = manifest.subject.digest if manifest.subject is not None else None
@@ -393,8 +394,10 @@ class ManifestStore:
         )
         async with self._events.batch():
             await self._events.publish(pushed)
-            for _ in range(_PUSH_ATTEMPTS):
-                revision, created = await self._create_revision(name, fresh)
+            for attempt in range(_PUSH_ATTEMPTS):
+                revision, created = await self._create_revision(
+                    name, fresh, likely_absent=new_content and attempt == 0
+                )
                 if created:
                     await self._reuse.written(layout.revision_link(name, digest), revision.encode())
                 elif not (await self._reuse.claim([self._revision_claim(name, digest)]))[0]:
@@ -418,15 +421,21 @@ class ManifestStore:
             await recording  # before the event goes to the index
         return PutResult(digest, subject, tags)
 
-    async def _create_revision(self, name: str, fresh: Revision) -> tuple[Revision, bool]:
+    async def _create_revision(
+        self, name: str, fresh: Revision, likely_absent: bool = False
+    ) -> tuple[Revision, bool]:
         """The revision link: created with a new generation (True), or the one
-        already there (False)."""
+        already there (False). `likely_absent`: the manifest's content was stored by
+        this push, so no revision of it can be expected (no read first; one there
+        anyway is found by the create-only write and adopted)."""
         path = layout.revision_link(name, fresh.digest)
         while True:
             # Read first: a re-push (the common case) adopts the link without a failed
             # write, and a backend that cannot refuse an overwrite keeps the generation.
-            with contextlib.suppress(PathNotFound):
-                return Revision.decode(await self._driver.get(path)), False
+            if not likely_absent:
+                with contextlib.suppress(PathNotFound):
+                    return Revision.decode(await self._driver.get(path)), False
+            likely_absent = False
             revision = replace(fresh, generation=uuid.uuid4().hex)
             try:
                 await self._driver.put(path, revision.encode(), if_absent=True)
