@@ -223,9 +223,8 @@ class FilesystemDriver(Driver):
         if absent:
             raise PathNotFound(path)
         with _map_errors(path):
-            fd = _open_regular(full)
+            fd, size = _open_regular_sized(full)
             try:
-                size = os.fstat(fd).st_size
                 if size <= _SMALL_FILE:
                     return _read_to_end(fd, size)
                 return await _in_thread(_read_to_end, fd, size)
@@ -290,9 +289,9 @@ class FilesystemDriver(Driver):
         return stat.S_ISREG(st.st_mode)
 
     async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[str]:
-        full = self._resolve(prefix)
+        full, seen, absent = self._lookup(prefix)
         with _map_errors(prefix):
-            names = await self._names(full)
+            names = () if absent else await self._names(full, seen)
         start = 0 if start_after is None else bisect.bisect_right(names, start_after)
         for index in range(start, len(names)):
             yield names[index]
@@ -300,17 +299,18 @@ class FilesystemDriver(Driver):
     async def list_page(
         self, prefix: str, start_after: str | None, limit: int
     ) -> builtins.list[str]:
-        full = self._resolve(prefix)
+        full, seen, absent = self._lookup(prefix)
         with _map_errors(prefix):
-            names = await self._names(full)
+            names = () if absent else await self._names(full, seen)
         start = 0 if start_after is None else bisect.bisect_right(names, start_after)
         return list(names[start : start + max(limit, 0)])
 
-    async def _names(self, directory: str) -> tuple[str, ...]:
+    async def _names(self, directory: str, seen: os.stat_result | None) -> tuple[str, ...]:
         """The sorted names in `directory` (none if it is missing), remembered for a
-        big directory while it is unchanged (`_LISTED_NAMES`)."""
+        big directory while it is unchanged (`_LISTED_NAMES`); `seen` is its stat if the
+        root check just took it."""
         try:
-            st = os.stat(directory)
+            st = seen or os.stat(directory)
         except (FileNotFoundError, NotADirectoryError):
             return ()
         if not stat.S_ISDIR(st.st_mode):
@@ -488,7 +488,7 @@ class FilesystemDriver(Driver):
 
     def _put(self, full: str, data: bytes, if_absent: bool) -> None:
         directory = os.path.dirname(full)
-        if not os.path.isdir(directory) and self._put_in_new_directory(full, data):
+        if not os.path.isdir(directory) and self._put_in_new_directory(full, data, directory):
             return
         for attempt in range(_RETRIES + 1):
             fd, temporary = self._create_temporary(directory)
@@ -514,7 +514,7 @@ class FilesystemDriver(Driver):
                     os.unlink(temporary)
         self._sync_directory(directory)
 
-    def _put_in_new_directory(self, full: str, data: bytes) -> bool:
+    def _put_in_new_directory(self, full: str, data: bytes, missing: str) -> bool:
         """Create the missing directories of `full` with the object already inside them,
         in one rename; False if a concurrent request created them first (the caller then
         writes into what it made).
@@ -525,9 +525,10 @@ class FilesystemDriver(Driver):
         with no link. So the missing part of the path is built under a hidden name
         (`~`) in the deepest directory that exists, object included and fsynced, and
         renamed into place at once: a kill leaves nothing or the whole object (and at
-        worst a hidden directory that no listing shows).
+        worst a hidden directory that no listing shows). `missing` is `full`'s
+        directory, which the caller just found missing.
         """
-        base = os.path.dirname(full)
+        base = os.path.dirname(missing)
         while not os.path.isdir(base):
             parent = os.path.dirname(base)
             if parent == base or not parent.startswith(self._root):
@@ -539,8 +540,10 @@ class FilesystemDriver(Driver):
         staging = os.path.join(base, f".{secrets.token_hex(8)}.dir~")
         try:
             os.mkdir(staging)
-            inner = os.path.dirname(os.path.join(staging, rest))
-            os.makedirs(inner, exist_ok=True)
+            inner = staging
+            for name in rest.split(os.sep)[:-1]:  # in a directory of our own: no checks
+                inner = os.path.join(inner, name)
+                os.mkdir(inner)
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
             fd = os.open(os.path.join(staging, rest), flags, 0o666)
             try:
@@ -892,12 +895,18 @@ def _real_path_and_missing(full: str) -> tuple[str, int]:
 
 
 def _open_regular(full: str) -> int:
+    return _open_regular_sized(full)[0]
+
+
+def _open_regular_sized(full: str) -> tuple[int, int]:
+    """A descriptor of the regular file at `full`, and its size (one fstat for both)."""
     # O_NONBLOCK: a FIFO planted in the root must not hang the event loop in open().
     fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise IsADirectoryError(errno.EISDIR, "not an object", full)
-    return fd
+    return fd, st.st_size
 
 
 def _open_for_append(full: str) -> int:
