@@ -232,3 +232,76 @@ async def test_abandoned_sessions_are_purged_and_live_ones_kept():
     assert [s async for s in driver.list("uploads")] == [active.session_id]
     status = await registry.uploads.status("app", active.session_id)
     assert status.offset == 0
+
+
+def _session_files(tmp_path: Path, location: str) -> tuple[Path, Path]:
+    session = tmp_path / "uploads" / location.rsplit("/", 1)[1]
+    return session / "state", session / "data"
+
+
+def test_a_session_whose_state_a_power_cut_emptied_is_unknown_and_pushing_again_works(
+    client_factory: ClientFactory, tmp_path: Path
+):
+    """A session's state is written unsynced (docs/storage.md, "Uploads"): after a
+    power cut it may be an empty or unreadable file. That session is BLOB_UPLOAD_UNKNOWN
+    to every request (never a 500, never a blob), and the purge takes it away."""
+    from arca.storage.drivers.filesystem import FilesystemDriver
+
+    client = client_factory(FilesystemDriver(str(tmp_path)))
+    data = os.urandom(100_000)
+    location = open_session(client)
+    assert client.patch(location, content=data[:60_000]).status_code == 202
+    state, _ = _session_files(tmp_path, location)
+    for garbage in (b"", b"\x00", b"\xa1\x64name"):
+        state.write_bytes(garbage)
+        for response in (
+            client.get(location),
+            client.patch(location, content=data[60_000:]),
+            client.put(f"{location}?digest={sha256(data)}", content=data[60_000:]),
+        ):
+            assert response.status_code == 404, response.text
+            assert error_code(response) == "BLOB_UPLOAD_UNKNOWN"
+    assert client.head(f"/v2/team/app/blobs/{sha256(data)}").status_code == 404
+    location = open_session(client)
+    assert client.put(f"{location}?digest={sha256(data)}", content=data).status_code == 201
+    assert client.get(f"/v2/team/app/blobs/{sha256(data)}").content == data
+
+
+def test_a_session_whose_state_a_power_cut_set_back_resumes_from_the_older_offset(
+    client_factory: ClientFactory, tmp_path: Path
+):
+    """After a power cut the unsynced state may be an earlier one while the data (synced
+    before every state) holds more: the session answers the earlier offset, the bytes
+    past it are cut off, and the blob closes with exactly the client's content."""
+    from arca.storage.drivers.filesystem import FilesystemDriver
+
+    client = client_factory(FilesystemDriver(str(tmp_path)))
+    data = os.urandom(3_000_000)
+    location = open_session(client)
+    response = client.patch(location, content=data[:1_000_000])
+    assert response.status_code == 202
+    state, stored = _session_files(tmp_path, location)
+    earlier = state.read_bytes()
+    location = response.headers["Location"]
+    assert client.patch(location, content=data[1_000_000:2_000_000]).status_code == 202
+    assert stored.stat().st_size == 2_000_000
+    state.write_bytes(earlier)  # what the disk held of the state when the power went
+
+    status = client.get(location)
+    assert status.status_code == 204
+    assert status.headers["Range"] == "0-999999"
+    response = client.patch(
+        location,
+        content=data[2_000_000:],
+        headers={"Content-Range": f"2000000-{len(data) - 1}"},
+    )
+    assert response.status_code == 416
+    assert response.headers["Range"] == "0-999999"
+    response = client.patch(
+        location,
+        content=data[1_000_000:],
+        headers={"Content-Range": f"1000000-{len(data) - 1}"},
+    )
+    assert response.status_code == 202, response.text
+    assert client.put(f"{location}?digest={sha256(data)}").status_code == 201
+    assert client.get(f"/v2/team/app/blobs/{sha256(data)}").content == data

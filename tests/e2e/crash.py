@@ -127,6 +127,10 @@ class _Killing(WrappingDriver):
         await super().put(path, data, if_absent=if_absent)
         self._done("put", path)
 
+    async def put_unsynced(self, path: str, data: bytes) -> None:
+        await super().put_unsynced(path, data)
+        self._done("put", path)
+
     async def delete(self, path: str) -> None:
         await super().delete(path)
         self._done("delete", path)

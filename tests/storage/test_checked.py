@@ -40,6 +40,10 @@ class Hooked(MemoryDriver):
         super().__init__()
         self.seen: list[str] = []
 
+    async def put_unsynced(self, path: str, data: bytes) -> None:
+        self.seen.append("put_unsynced")  # the default (put) would not say so
+        await self.put(path, data)
+
     async def exists(self, path: str) -> bool:
         self.seen.append("exists")
         return True  # even for nothing: the default (stat) would say False
@@ -100,6 +104,11 @@ async def _close(driver: Driver) -> Any:
 
 async def _put_get(driver: Driver) -> Any:
     await driver.put("a/b", b"data")
+    return await driver.get("a/b")
+
+
+async def _put_unsynced_get(driver: Driver) -> Any:
+    await driver.put_unsynced("a/b", b"unsynced")
     return await driver.get("a/b")
 
 
@@ -171,6 +180,7 @@ HOOK_CALLS: dict[str, tuple[Callable[[Driver], Awaitable[Any]], Any, list[str]]]
     "close": (_close, None, ["close"]),
     "get": (_put_get, b"data", []),
     "put": (_put_if_absent, b"1", []),
+    "put_unsynced": (_put_unsynced_get, b"unsynced", ["put_unsynced"]),
     "open_read": (_read, b"at", []),
     "stat": (_stat, 4, []),
     "list": (_list, ["b"], []),

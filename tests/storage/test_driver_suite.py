@@ -54,6 +54,14 @@ async def test_put_replaces_an_existing_object(driver: Driver) -> None:
     assert await driver.get("a/b") == b"second"
 
 
+async def test_an_unsynced_put_is_read_back_and_replaces_like_a_put(driver: Driver) -> None:
+    await driver.put_unsynced("a/new/dirs/state", b"first, longer")
+    assert await driver.get("a/new/dirs/state") == b"first, longer"
+    await driver.put_unsynced("a/new/dirs/state", b"second")
+    assert await driver.get("a/new/dirs/state") == b"second"
+    assert [name async for name in driver.list("a/new/dirs")] == ["state"]
+
+
 async def test_get_of_a_missing_object_raises_path_not_found(driver: Driver) -> None:
     with pytest.raises(PathNotFound):
         await driver.get("no/such/object")

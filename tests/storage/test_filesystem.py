@@ -554,3 +554,39 @@ async def test_a_move_into_new_directories_fsyncs_every_directory_it_made(
     await driver.move("uploads/u2/data", "blobs/sha256/ab/abcd/data2")
     assert "blobs/sha256/ab" not in synced  # nothing new made: the directory alone
     assert "blobs/sha256/ab/abcd" in synced
+
+
+async def test_an_unsynced_put_fsyncs_nothing_and_a_put_still_fsyncs_file_and_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`put_unsynced` (upload session state) skips the fsyncs, not the temporary file
+    and rename: a reader still sees the old or the new object, never a part."""
+    from arca.storage.drivers import filesystem
+
+    driver = FilesystemDriver(str(tmp_path))
+    await driver.put("uploads/exists/keep", b"x")
+    calls: list[str] = []
+    real_fsync, real_directory = os.fsync, filesystem._fsync_directory
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("file"), real_fsync(fd))[1])
+    monkeypatch.setattr(
+        filesystem,
+        "_fsync_directory",
+        lambda directory: (calls.append("directory"), real_directory(directory))[1],
+    )
+    replaced: list[str] = []
+    real_replace = os.replace
+
+    def replace(source: str, destination: str) -> None:
+        replaced.append(os.path.basename(source))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", replace)
+    await driver.put_unsynced("uploads/exists/state", b"one")  # an existing directory
+    await driver.put_unsynced("uploads/fresh/state", b"two")  # new directories
+    await driver.put_unsynced("uploads/exists/state", b"three")
+    assert calls == []
+    assert replaced and all(name.endswith(".tmp~") for name in replaced)
+    assert await driver.get("uploads/exists/state") == b"three"
+    assert await driver.get("uploads/fresh/state") == b"two"
+    await driver.put("uploads/exists/state", b"four")
+    assert "file" in calls and "directory" in calls

@@ -226,18 +226,32 @@ class BlobStore:
         meta = BlobMeta(digest, len(data), sha256, Digest.of(data, "blake3"), time.time())
         return meta, created
 
-    async def adopt(self, source: str, meta: BlobMeta) -> None:
-        """Make verified upload data at `source` the blob `meta.digest`.
+    async def adopt(self, source: str, meta: BlobMeta, link: str | None = None) -> None:
+        """Make verified upload data at `source` the blob `meta.digest`, and link it
+        into repository `link` if given.
 
         Data already present wins (deduplication): identical by digest, and readers
-        may be streaming it. Otherwise a move, atomic on every driver we ship.
+        may be streaming it. Otherwise a move, atomic on every driver we ship. The
+        metadata and the link are written once the data is in place, at the same
+        time: neither needs the other (a link without metadata serves the blob,
+        metadata without a link shows nothing), so their fsyncs share the disk's
+        flushes instead of waiting one for the other. Both are done, or failed, when
+        this returns.
         """
         target = layout.blob_data(meta.digest)
         if await self._driver.exists(target) and await self.claim_data(meta.digest):
             await self._driver.delete(source)
         else:
             await self._driver.move(source, target)
-        await self._write_meta_if_absent(meta)
+        if link is None:
+            await self._write_meta_if_absent(meta)
+            return
+        outcomes = await asyncio.gather(
+            self._write_meta_if_absent(meta), self.link(link, meta.digest), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def record_meta(self, meta: BlobMeta) -> None:
         """Record `meta` for a verified blob unless metadata is recorded already."""

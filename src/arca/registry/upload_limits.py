@@ -50,7 +50,9 @@ class OpenSessions:
 
     async def opened(self, name: str, session_id: str) -> None:
         if self.limit > 0:
-            await self._driver.put(layout.upload_marker(name, session_id), b"")
+            # Unsynced like the session's state: a power cut can only leave a session
+            # uncounted (one opened just before it), never count one that is not there.
+            await self._driver.put_unsynced(layout.upload_marker(name, session_id), b"")
 
     async def _alive(self, name: str, marker: str) -> bool:
         if _SESSION_ID.fullmatch(marker) and await self._driver.exists(layout.upload_state(marker)):

@@ -89,29 +89,45 @@ class SessionBook:
             yield session_id
 
     async def begin(self, session_id: str, state: SessionState) -> None:
-        await self._driver.put(layout.upload_state(session_id), state.encode())
+        """Open the session. Not fsynced (`put_unsynced`): a session is progress, not
+        something stored; after a power cut it may be unknown (the client starts
+        again), but a killed process loses nothing (docs/storage.md, "Uploads")."""
+        await self._driver.put_unsynced(layout.upload_state(session_id), state.encode())
 
     async def save(self, session_id: str, state: SessionState) -> None:
-        """Record the offset (and hash state) the session's durable bytes prove."""
-        await self._driver.put(layout.upload_state(session_id), state.encode())
+        """Record the offset (and hash state) the session's durable bytes prove.
+
+        Written after those bytes are durable, and not fsynced itself: after a power
+        cut the state is this one, an earlier one (its offset and hash state belong
+        together, and the data beyond it is cut off when the session resumes), or
+        none or unreadable (the session is unknown). Never one that counts bytes the
+        data does not hold."""
+        await self._driver.put_unsynced(layout.upload_state(session_id), state.encode())
+
+    async def _stored(self, session_id: str) -> SessionState | None:
+        """The session's state; None when there is none, or only what a power cut left
+        of an unsynced write (an empty or unreadable object)."""
+        try:
+            return SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
+        except PathNotFound:
+            return None
+        except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError):
+            return None
 
     async def load(self, name: str, session_id: str) -> SessionState:
         """The state of `name`'s session; BlobUploadUnknown if it is not open (or is
         another repository's: the same answer, so ids do not leak across)."""
         check_session_id(session_id)
-        try:
-            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
-        except PathNotFound:
-            raise BlobUploadUnknown(session_id) from None
-        if state.name != name:
+        state = await self._stored(session_id)
+        if state is None or state.name != name:
             raise BlobUploadUnknown(session_id)
         return state
 
     async def idle_since(self, session_id: str) -> float:
-        try:
-            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
-        except PathNotFound:
-            # No state: a session whose POST died half way; judge it by its data.
+        state = await self._stored(session_id)
+        if state is None:
+            # No (readable) state: a session whose POST died half way, or what a power
+            # cut left of one; judge it by its data.
             try:
                 return (await self._driver.stat(layout.upload_data(session_id))).modified
             except PathNotFound:
@@ -119,11 +135,8 @@ class SessionBook:
         return state.updated
 
     async def repository_of(self, session_id: str) -> str | None:
-        try:
-            state = SessionState.decode(await self._driver.get(layout.upload_state(session_id)))
-        except PathNotFound:
-            return None
-        return state.name
+        state = await self._stored(session_id)
+        return None if state is None else state.name
 
     async def end(self, session_id: str) -> None:
         """The session is finished (closed, cancelled, purged): its objects go."""

@@ -174,8 +174,7 @@ class UploadStore:
                 blake3=self._blake3.digest(session_id, state.offset),
                 created=time.time(),
             )
-            await self._blobs.adopt(layout.upload_data(session_id), meta)
-            await self._blobs.link(name, digest)
+            await self._blobs.adopt(layout.upload_data(session_id), meta, link=name)
             if new_bytes and self.quotas is not None:
                 self.quotas.added(name, new_bytes)
             await self._forget(session_id)
@@ -306,6 +305,10 @@ class UploadStore:
         resumed from the acknowledged offset lands right after the acknowledged bytes.
         """
         path = layout.upload_data(session_id)
+        if state.offset == 0:
+            # Nothing counted: a fresh object, whatever a killed request left there
+            # (one call, not a failed resume and then a create).
+            return await self._driver.writer(path), state
         try:
             writer = await self._driver.writer(path, append=True)
         except PathNotFound:

@@ -67,6 +67,11 @@ class CheckedDriver(Driver):
         with self._timed("put"):
             await self.inner.put(path, data, if_absent=if_absent)
 
+    async def put_unsynced(self, path: str, data: bytes) -> None:
+        check_path(path)
+        with self._timed("put"):
+            await self.inner.put_unsynced(path, data)
+
     async def open_read(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:

@@ -159,6 +159,15 @@ class Driver(abc.ABC):
     async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
         """Write the whole object atomically (see module docstring for `if_absent`)."""
 
+    async def put_unsynced(self, path: str, data: bytes) -> None:
+        """`put`, atomic and seen at once by every process, that need not be on stable
+        storage when it returns: it survives the process being killed, but a power cut
+        soon after may leave the previous object, nothing, or an object whose bytes are
+        lost (empty or unreadable). Only for records whose loss after a power cut the
+        caller handles (an upload session's state, docs/storage.md). The default is
+        `put`, for backends where every write is durable anyway."""
+        await self.put(path, data)
+
     @abc.abstractmethod
     def open_read(
         self, path: str, offset: int = 0, length: int | None = None

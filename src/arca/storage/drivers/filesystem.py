@@ -355,6 +355,14 @@ class FilesystemDriver(Driver):
         with _map_errors(path, writing=True):
             await _in_write_thread(self._put, full, data, if_absent)
 
+    async def put_unsynced(self, path: str, data: bytes) -> None:
+        """`put` without its fsyncs (of the file and of the directories it changes):
+        the temporary file and the rename stay, so readers see the old object or the
+        new one, never a part, as long as the machine stays up."""
+        full = self._resolve(path)
+        with _map_errors(path, writing=True):
+            await _in_write_thread(self._put, full, data, False, False)
+
     async def delete(self, path: str) -> None:
         full = self._resolve(path)
         with _map_errors(path, writing=True):
@@ -486,16 +494,19 @@ class FilesystemDriver(Driver):
             self._trusted_directories.clear()
         self._trusted[full] = now + _TRUSTED_SECONDS
 
-    def _put(self, full: str, data: bytes, if_absent: bool) -> None:
+    def _put(self, full: str, data: bytes, if_absent: bool, synced: bool = True) -> None:
+        durable = synced and self._durable
         directory = os.path.dirname(full)
-        if not os.path.isdir(directory) and self._put_in_new_directory(full, data, directory):
+        if not os.path.isdir(directory) and self._put_in_new_directory(
+            full, data, directory, durable
+        ):
             return
         for attempt in range(_RETRIES + 1):
             fd, temporary = self._create_temporary(directory)
             try:
                 try:
                     _write_all(fd, data)
-                    if self._durable:
+                    if durable:
                         os.fsync(fd)
                 finally:
                     os.close(fd)
@@ -512,9 +523,12 @@ class FilesystemDriver(Driver):
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temporary)
-        self._sync_directory(directory)
+        if durable:
+            self._sync_directory(directory)
 
-    def _put_in_new_directory(self, full: str, data: bytes, missing: str) -> bool:
+    def _put_in_new_directory(
+        self, full: str, data: bytes, missing: str, durable: bool = True
+    ) -> bool:
         """Create the missing directories of `full` with the object already inside them,
         in one rename; False if a concurrent request created them first (the caller then
         writes into what it made).
@@ -548,11 +562,11 @@ class FilesystemDriver(Driver):
             fd = os.open(os.path.join(staging, rest), flags, 0o666)
             try:
                 _write_all(fd, data)
-                if self._durable:
+                if durable:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            if self._durable:  # what is inside is durable before it can be seen
+            if durable:  # what is inside is durable before it can be seen
                 while True:
                     _fsync_directory(inner)
                     if inner == staging:
@@ -569,7 +583,8 @@ class FilesystemDriver(Driver):
             if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
                 return False  # made by another request meanwhile (or a file is there)
             raise
-        self._sync_directory(base)
+        if durable:
+            self._sync_directory(base)
         return True
 
     def _create_in_place(self, full: str) -> int:
