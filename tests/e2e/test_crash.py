@@ -156,6 +156,41 @@ def test_kill_between_publishing_a_blob_and_linking_it_completes_on_retry(
     assert get(f"{server.url}/v2/crash/blobs/{digest}").content == first + last
 
 
+@pytest.mark.parametrize(
+    "point",
+    [
+        CrashPoint("put", r"^blobs/sha256/[0-9a-f]{2}/[0-9a-f]+/meta$"),
+        CrashPoint("put", r"/_layers/sha256/[0-9a-f]+/link$", when="after"),
+    ],
+    ids=["as-meta-starts", "link-written"],
+)
+def test_kill_while_a_blob_push_writes_meta_and_link_at_once_completes_on_retry(
+    tmp_path: Path, server_log: list[ArcaServer], point: CrashPoint
+) -> None:
+    """The blob's metadata and its link are written at the same time after the data
+    is in place: killed with either done and the other not (or half way), the blob is
+    served whole or not at all, and the client's retried PUT (the same request again,
+    body and all) closes the session."""
+    server = crashing(tmp_path, point)
+    server_log.append(server)
+    data = os.urandom(3 * MiB + 5)
+    digest = sha256(data)
+    location = post(f"{server.url}/v2/crash/blobs/uploads/").headers["Location"]
+    dies(method="PUT", url=f"{server.url}{location}?digest={digest}", content=data)
+    server.wait_killed()
+    server.restart()
+    blob = f"{server.url}/v2/crash/blobs/{digest}"
+    seen = head(blob)
+    assert seen.status_code in (200, 404)
+    if seen.status_code == 200:
+        assert seen.headers["Content-Length"] == str(len(data))
+        assert get(blob).content == data
+    response = put(f"{server.url}{location}?digest={digest}", content=data)
+    assert response.status_code == 201, response.text
+    assert get(blob).content == data
+    assert get(f"{server.url}{location}").status_code == 404  # the session is over
+
+
 def test_kill_between_manifest_write_and_tag_move_keeps_the_old_tag_whole(
     tmp_path: Path, server_log: list[ArcaServer]
 ) -> None:

@@ -567,12 +567,17 @@ async def test_an_unsynced_put_fsyncs_nothing_and_a_put_still_fsyncs_file_and_di
     await driver.put("uploads/exists/keep", b"x")
     calls: list[str] = []
     real_fsync, real_directory = os.fsync, filesystem._fsync_directory
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("file"), real_fsync(fd))[1])
-    monkeypatch.setattr(
-        filesystem,
-        "_fsync_directory",
-        lambda directory: (calls.append("directory"), real_directory(directory))[1],
-    )
+
+    def fsync(fd: int) -> None:
+        calls.append("file")
+        real_fsync(fd)
+
+    def fsync_directory(directory: str) -> None:
+        calls.append("directory")
+        real_directory(directory)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(filesystem, "_fsync_directory", fsync_directory)
     replaced: list[str] = []
     real_replace = os.replace
 
@@ -585,8 +590,10 @@ async def test_an_unsynced_put_fsyncs_nothing_and_a_put_still_fsyncs_file_and_di
     await driver.put_unsynced("uploads/fresh/state", b"two")  # new directories
     await driver.put_unsynced("uploads/exists/state", b"three")
     assert calls == []
-    assert replaced and all(name.endswith(".tmp~") for name in replaced)
+    assert replaced
+    assert all(name.endswith(".tmp~") for name in replaced)
     assert await driver.get("uploads/exists/state") == b"three"
     assert await driver.get("uploads/fresh/state") == b"two"
     await driver.put("uploads/exists/state", b"four")
-    assert "file" in calls and "directory" in calls
+    assert "file" in calls
+    assert "directory" in calls
