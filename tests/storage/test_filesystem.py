@@ -411,6 +411,28 @@ async def test_what_the_root_check_saw_answers_like_the_filesystem(
     assert not await driver.exists("repo/a/file")
 
 
+async def test_a_put_lands_when_its_directory_changed_after_the_root_check(
+    driver: FilesystemDriver, root: Path
+) -> None:
+    """A put is told what the root check saw (a missing directory, an existing object)
+    and a concurrent request may have changed that since: made the directory, with
+    an object in it, or pruned it. The put still lands and keeps the other object."""
+    await driver.put("repo/tags/a/current/link", b"a")
+    # The check saw tags/b missing; another request has made it since, object inside.
+    full = str(root / "repo/tags/b/current/link")
+    (root / "repo/tags/b/current").mkdir(parents=True)
+    (root / "repo/tags/b/current/other").write_bytes(b"other")
+    await asyncio.to_thread(driver._put, full, b"b", False, True, str(root / "repo/tags/b"))
+    assert await driver.get("repo/tags/b/current/link") == b"b"
+    assert await driver.get("repo/tags/b/current/other") == b"other"
+    # The check saw the object there; a delete has pruned its directories since.
+    await driver.delete("repo/tags/a/current/link")
+    full = str(root / "repo/tags/a/current/link")
+    await asyncio.to_thread(driver._put, full, b"again", False, True, None, True)
+    assert await driver.get("repo/tags/a/current/link") == b"again"
+    assert [name async for name in driver.list("repo/tags")] == ["a", "b"]
+
+
 def _age(directory: Path) -> None:
     """Make a directory look unchanged for a minute (as if listed long after its last change)."""
     old = os.stat(directory).st_mtime - 60

@@ -351,9 +351,11 @@ class FilesystemDriver(Driver):
     # -- writing -----------------------------------------------------------------------
 
     async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
-        full = self._resolve(path)
+        full, seen, missing = self._lookup(path)
         with _map_errors(path, writing=True):
-            await _in_write_thread(self._put, full, data, if_absent)
+            await _in_write_thread(
+                self._put, full, data, if_absent, True, missing, seen is not None
+            )
 
     async def put_unsynced(self, path: str, data: bytes) -> None:
         """`put` without its fsyncs (of the file and of the directories it changes):
@@ -423,10 +425,11 @@ class FilesystemDriver(Driver):
         what only a filesystem has, symlinks planted in the root."""
         return self._lookup(path)[0]
 
-    def _lookup(self, path: str) -> tuple[str, os.stat_result | None, bool]:
-        """`_resolve`, and what the check saw of the object itself: its `lstat` (None
-        where it did not look) and whether nothing is there, so that `stat`, `exists`
-        and `get` need not ask the filesystem again.
+    def _lookup(self, path: str) -> tuple[str, os.stat_result | None, str | None]:
+        """`_resolve`, and what the check saw: the object's `lstat` (None where it did
+        not look) and, if nothing is there, the first component of the path found
+        missing (None otherwise), so that `stat`, `exists`, `get` and `put` need not
+        ask the filesystem again.
 
         A manifest PUT resolves ~18 paths, most of them new (a tag's directory, a
         revision, index entries) in directories used a moment ago. So the check starts
@@ -438,7 +441,7 @@ class FilesystemDriver(Driver):
         full = os.path.join(self._root, path)
         now = time.monotonic()
         if self._trusted.get(full, 0.0) > now:
-            return full, None, False  # checked a moment ago
+            return full, None, None  # checked a moment ago
         directories = self._trusted_directories
         names: list[str] = []
         base = full
@@ -456,7 +459,7 @@ class FilesystemDriver(Driver):
                 found = os.lstat(base)
             except (FileNotFoundError, NotADirectoryError):
                 self._trust(full, now)
-                return full, None, True  # nothing there, so nothing to follow
+                return full, None, base  # nothing there, so nothing to follow
             except OSError:
                 return self._check(path, full, now)  # let the full check say what is wrong
             if stat.S_ISLNK(found.st_mode):
@@ -464,14 +467,15 @@ class FilesystemDriver(Driver):
             if base != full and stat.S_ISDIR(found.st_mode):
                 directories[base] = now + _TRUSTED_SECONDS
         self._trust(full, now)
-        return full, found, False
+        return full, found, None
 
-    def _check(self, path: str, full: str, now: float) -> tuple[str, None, bool]:
+    def _check(self, path: str, full: str, now: float) -> tuple[str, None, str | None]:
         """The full check: the real path of `full` must be under the root. Where it is
         `full` itself, the directories on the way are trusted for `_TRUSTED_SECONDS`."""
         real, missing = _real_path_and_missing(full)
         if not real.startswith(self._inside):
             raise InvalidPath(path)
+        first_missing = None
         if real == full:
             self._trust(full, now)
             if missing >= 0:
@@ -486,7 +490,13 @@ class FilesystemDriver(Driver):
                     directories[directory] = until
                     directory = os.path.dirname(directory)
                 directories[self._root] = until
-        return full, None, missing > 0
+                if missing > 0:
+                    first_missing = full
+                    for _ in range(missing - 1):
+                        first_missing = os.path.dirname(first_missing)
+        elif missing > 0:
+            first_missing = full  # (somewhere on the way: a symlink inside the root)
+        return full, None, first_missing
 
     def _trust(self, full: str, now: float) -> None:
         if len(self._trusted) >= _TRUSTED_PATHS or len(self._trusted_directories) >= _TRUSTED_PATHS:
@@ -494,12 +504,26 @@ class FilesystemDriver(Driver):
             self._trusted_directories.clear()
         self._trusted[full] = now + _TRUSTED_SECONDS
 
-    def _put(self, full: str, data: bytes, if_absent: bool, synced: bool = True) -> None:
+    def _put(
+        self,
+        full: str,
+        data: bytes,
+        if_absent: bool,
+        synced: bool = True,
+        missing: str | None = None,
+        seen: bool = False,
+    ) -> None:
+        """`missing` and `seen`: what the root check found a moment ago (`_lookup`),
+        which spares looking for the directory again: the first component missing, or
+        that the object was there (so was its directory). Either may have changed since
+        (a concurrent create or prune), which the paths below handle as before."""
         durable = synced and self._durable
         directory = os.path.dirname(full)
-        if not os.path.isdir(directory) and self._put_in_new_directory(
-            full, data, directory, durable
-        ):
+        if missing is None and not seen:  # not known: look
+            missing = None if os.path.isdir(directory) else directory
+        elif missing == full:
+            missing = None  # the object was missing, not its directory
+        if missing is not None and self._put_in_new_directory(full, data, missing, durable):
             return
         for attempt in range(_RETRIES + 1):
             fd, temporary = self._create_temporary(directory)
@@ -539,8 +563,8 @@ class FilesystemDriver(Driver):
         with no link. So the missing part of the path is built under a hidden name
         (`~`) in the deepest directory that exists, object included and fsynced, and
         renamed into place at once: a kill leaves nothing or the whole object (and at
-        worst a hidden directory that no listing shows). `missing` is `full`'s
-        directory, which the caller just found missing.
+        worst a hidden directory that no listing shows). `missing` is a directory on
+        the way to `full` that the caller just found missing.
         """
         base = os.path.dirname(missing)
         while not os.path.isdir(base):
