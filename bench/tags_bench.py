@@ -15,7 +15,8 @@ keep-alive connections on one repository, in alternating rounds (median and spre
 driver call and every fsync timed, pushes for a few seconds with 8 clients, and prints
 per PUT: storage calls by kind and the time spent in them, fsyncs (file and
 directory), time waiting for locks, and the time in the event log and the followers
-(the artifact index). docs/benchmarks.md has the figures and what they led to.
+(the artifact index); then storage calls by kind of path (`path_pattern`).
+docs/benchmarks.md has the figures and what they led to.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -195,14 +197,28 @@ class _Timings:
     def __init__(self) -> None:
         self.calls: dict[str, int] = defaultdict(int)
         self.seconds: dict[str, float] = defaultdict(float)
+        self.paths: dict[str, int] = defaultdict(int)
 
     def add(self, key: str, seconds: float) -> None:
         self.calls[key] += 1
         self.seconds[key] += seconds
 
 
+def path_pattern(path: str) -> str:
+    """A storage path with what differs between PUTs (digests, tags, numbers, index
+    keys) replaced by placeholders, so calls can be counted by kind of object."""
+    path = re.sub(r"[0-9a-f]{64}", "<hex>", path)
+    path = re.sub(r"/[0-9a-f]{2}/<hex>", "/<xx>/<hex>", path)
+    path = re.sub(r"/[0-9]{12}", "/<n>", path)
+    path = re.sub(r"/_manifests/tags/[^/]+", "/_manifests/tags/<tag>", path)
+    path = re.sub(r"/_index/entries/[^/]+", "/_index/entries/<key>", path)
+    return re.sub(r"^repositories/.+?/_", "repositories/<name>/_", path)
+
+
 def _timed_async(timings: _Timings, key: str, function: Callable[..., Any]) -> Callable[..., Any]:
     async def timed(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 1 and isinstance(args[1], str):  # (driver, path, ...): by path too
+            timings.paths[f"{key} {path_pattern(args[1])}"] += 1
         start = time.perf_counter()
         try:
             return await function(*args, **kwargs)
@@ -276,6 +292,7 @@ def profile(args: argparse.Namespace) -> None:
         tag_puts(url, 1.0, retag=False)  # warm up
         timings.calls.clear()
         timings.seconds.clear()
+        timings.paths.clear()
         wall = time.perf_counter()
         rate = tag_puts(url, args.seconds, retag=args.retag)
         wall = time.perf_counter() - wall
@@ -291,6 +308,11 @@ def profile(args: argparse.Namespace) -> None:
             f"| {key} | {timings.calls[key] / count:.2f} | "
             f"{timings.seconds[key] / count * 1000:.2f} |"
         )
+    print("\n| per PUT, by path | calls |")
+    print("| --- | ---: |")
+    for key in sorted(timings.paths, key=lambda k: (k.split(" ", 1)[1], k)):
+        if timings.paths[key] / count >= 0.01:  # not the blobs pushed before
+            print(f"| {key} | {timings.paths[key] / count:.2f} |")
 
 
 def main() -> None:
