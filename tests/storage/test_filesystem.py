@@ -619,3 +619,27 @@ async def test_an_unsynced_put_fsyncs_nothing_and_a_put_still_fsyncs_file_and_di
     await driver.put("uploads/exists/state", b"four")
     assert "file" in calls
     assert "directory" in calls
+
+
+async def test_a_small_blob_starts_its_writeback_before_its_second_block_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 4 MiB push arrives as two 2 MiB blocks: the first block's writeback starts
+    as soon as it is written, so the fsync at close is left with the second."""
+    from arca.storage.drivers import filesystem, writeback
+
+    started: list[tuple[int, int]] = []  # (from offset, file size then)
+
+    def recording(fd: int, offset: int) -> None:
+        started.append((offset, os.fstat(fd).st_size))
+        writeback.start_writeback(fd, offset)
+
+    monkeypatch.setattr(filesystem, "start_writeback", recording)
+    driver = FilesystemDriver(str(tmp_path))
+    block = os.urandom(2 << 20)
+    writer = await driver.writer("uploads/u/data")
+    await writer.write(block)
+    assert started == [(0, len(block))]
+    await writer.write(block)
+    await writer.commit()
+    assert (tmp_path / "uploads/u/data").read_bytes() == block * 2
