@@ -433,6 +433,21 @@ async def test_a_put_lands_when_its_directory_changed_after_the_root_check(
     assert [name async for name in driver.list("repo/tags")] == ["a", "b"]
 
 
+async def test_dot_dot_cannot_climb_out_of_the_root_even_past_trusted_directories(
+    driver: FilesystemDriver, root: Path, tmp_path: Path
+) -> None:
+    """The wrapper's grammar refuses `..`; the driver's own check must too, when the
+    directories on the way were checked a moment ago (trusted) as when not."""
+    (tmp_path / "outside").mkdir()
+    await driver.put("repo/dir/ok", b"ok")  # the root, repo and repo/dir are trusted now
+    for path in ("../outside/x", "repo/../../outside/x", "repo/dir/../../../outside/x", "repo/.."):
+        with pytest.raises(InvalidPath):
+            await driver.put(path, b"escaped")
+        with pytest.raises(InvalidPath):
+            await driver.exists(path)
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
 def _age(directory: Path) -> None:
     """Make a directory look unchanged for a minute (as if listed long after its last change)."""
     old = os.stat(directory).st_mtime - 60

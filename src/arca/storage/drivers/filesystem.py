@@ -447,7 +447,8 @@ class FilesystemDriver(Driver):
         base = full
         while True:
             base, name = os.path.split(base)
-            if not name or len(names) == _WALKED:
+            if name in ("", ".", "..") or len(names) == _WALKED:
+                # (The grammar refuses `.` and `..`; the full check does too, alone.)
                 return self._check(path, full, now)
             names.append(name)
             if directories.get(base, 0.0) > now:
