@@ -22,7 +22,7 @@ class _Counting(WrappingDriver):
         self.calls[(method, path)] += 1
 
 
-def test_a_new_manifest_reads_its_revision_once_and_a_repush_adopts_it() -> None:
+def test_a_new_manifest_reads_its_revision_once_and_a_repush_writes_no_content() -> None:
     memory = MemoryDriver()
     driver = _Counting(memory)
     registry = Registry(driver, Settings())
@@ -40,6 +40,10 @@ def test_a_new_manifest_reads_its_revision_once_and_a_repush_adopts_it() -> None
         again = await registry.manifests.put("repo", "v2", body, OCI_MANIFEST)
         assert again.digest == result.digest
         assert driver.calls[("get", link)] == 2  # read first: adopted, not written
+        # Its content and metadata were stored already: looked at, not written again.
+        assert driver.calls[("put", layout.blob_data(result.digest))] == 0
+        assert driver.calls[("put", layout.blob_meta(result.digest))] == 0
+        assert driver.calls[("exists", layout.blob_meta(result.digest))] == 1
         assert (await registry.manifests.revision("repo", "v2")).generation == generation
         assert (await registry.manifests.revision("repo", "v1")).generation == generation
 

@@ -207,8 +207,8 @@ class BlobStore:
 
     async def put_small(self, data: bytes, digest: Digest) -> None:
         """Store a small verified blob (a manifest) from memory; a no-op when present."""
-        meta, _ = await self.put_small_data(data, digest)
-        await self.record_meta(meta)
+        meta, created = await self.put_small_data(data, digest)
+        await self.record_meta(meta, look_first=not created)
 
     async def put_small_data(self, data: bytes, digest: Digest) -> tuple[BlobMeta, bool]:
         """`put_small` without the metadata, which the caller records (`record_meta`)
@@ -253,8 +253,13 @@ class BlobStore:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def record_meta(self, meta: BlobMeta) -> None:
-        """Record `meta` for a verified blob unless metadata is recorded already."""
+    async def record_meta(self, meta: BlobMeta, *, look_first: bool = False) -> None:
+        """Record `meta` for a verified blob unless metadata is recorded already.
+        `look_first`: the data was stored before, so its metadata most likely is too:
+        one `exists` instead of a refused create-only write (on a filesystem a whole
+        fsynced write, then a failed link)."""
+        if look_first and await self._driver.exists(layout.blob_meta(meta.digest)):
+            return
         await self._write_meta_if_absent(meta)
 
     async def recorded_meta(self, digest: Digest) -> BlobMeta | None:

@@ -359,7 +359,7 @@ class ManifestStore:
         meta, new_content = await self._blobs.put_small_data(data, digest)
         # Its metadata is written while the revision and tags are: the index (a
         # follower of the event below) is the first to read it.
-        recording = asyncio.ensure_future(self._blobs.record_meta(meta))
+        recording = asyncio.ensure_future(self._blobs.record_meta(meta, look_first=not new_content))
         try:
             return await self._link(name, digest, data, manifest, tags, recording, new_content)
         finally:
