@@ -180,6 +180,19 @@ async def test_lock_on_a_missing_prefix_is_path_not_found(tmp_path: Path) -> Non
             pass
 
 
+async def test_a_lock_file_planted_as_a_symlink_is_refused(
+    driver: FilesystemDriver, root: Path, tmp_path: Path
+) -> None:
+    """A prefix's lock file is not an object path the root check sees: a symlink
+    planted in its place must not create (or lock) a file outside the root."""
+    await driver.put("uploads/s1/state", b"x")
+    (root / "uploads" / "s1" / "lock~").symlink_to(tmp_path / "created-outside")
+    with pytest.raises(InvalidPath):
+        async with driver.lock("uploads/s1"):
+            pass
+    assert not (tmp_path / "created-outside").exists()
+
+
 async def test_creating_and_pruning_parents_concurrently_never_fails(root: Path) -> None:
     """Six tasks on two driver instances put and delete objects under one prefix: a
     delete prunes the now-empty parents while another put is creating them."""

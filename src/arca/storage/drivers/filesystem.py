@@ -396,10 +396,11 @@ class FilesystemDriver(Driver):
         """flock on `<prefix>/lock~`, polled so that a cancelled waiter leaves nothing
         behind (a thread blocked in flock could not be called back)."""
         directory = self._resolve(prefix)
+        # O_NOFOLLOW: `lock~` is no object name, so the root check never looked at it,
+        # and a symlink planted there must not make this create or open a file outside.
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         with _map_errors(prefix):
-            fd = os.open(
-                os.path.join(directory, _LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
+            fd = os.open(os.path.join(directory, _LOCK_FILE), flags, 0o600)
         try:
             while True:
                 try:
