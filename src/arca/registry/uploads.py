@@ -305,10 +305,9 @@ class UploadStore:
         resumed from the acknowledged offset lands right after the acknowledged bytes.
         """
         path = layout.upload_data(session_id)
-        if state.offset == 0:
-            # Nothing counted: a fresh object, whatever a killed request left there
-            # (one call, not a failed resume and then a create).
-            return await self._driver.writer(path), state
+        # Resumed even at offset 0 (then cut back to nothing): a fresh writer would
+        # forget what a killed request left, and on S3 that is a multipart upload
+        # nobody would abort.
         try:
             writer = await self._driver.writer(path, append=True)
         except PathNotFound:
