@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arca.storage.driver import InvalidPath, PathNotFound
+from arca.storage.driver import AlreadyExists, InvalidPath, PathNotFound
 from arca.storage.drivers.filesystem import FilesystemDriver
 
 pytestmark = pytest.mark.anyio
@@ -152,6 +153,34 @@ async def test_a_cancelled_write_waits_for_its_thread(driver: FilesystemDriver, 
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (root / "uploads" / "u" / "data").stat().st_size == len(data)
+
+
+async def test_a_cancelled_put_still_lands_whole_and_later_puts_run(
+    driver: FilesystemDriver, root: Path
+) -> None:
+    """A put handed to a write thread runs to its end when its caller is cancelled
+    (the object is there whole, or its caller would not have been told anything), and
+    the threads keep serving puts, more at once than there are threads too."""
+    from arca.storage.drivers import filesystem
+
+    data = b"y" * (8 << 20)
+    task = asyncio.ensure_future(driver.put("repo/big", data))
+    await asyncio.sleep(0.001)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    for _ in range(200):  # until the thread finished
+        if (root / "repo" / "big").exists():
+            break
+        await asyncio.sleep(0.01)
+    assert await driver.get("repo/big") == data
+    count = filesystem._WRITE_THREADS + 16
+    await asyncio.gather(*(driver.put(f"repo/many/{i}", b"%d" % i) for i in range(count)))
+    assert [await driver.get(f"repo/many/{i}") for i in range(count)] == [
+        b"%d" % i for i in range(count)
+    ]
+    with pytest.raises(AlreadyExists):  # a thread's error reaches its caller
+        await driver.put("repo/many/0", b"again", if_absent=True)
 
 
 async def test_lock_excludes_another_instance_until_released(tmp_path: Path) -> None:
