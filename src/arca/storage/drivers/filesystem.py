@@ -430,11 +430,7 @@ class FilesystemDriver(Driver):
         new one, never a part, as long as the machine stays up."""
         full = self._resolve(path)
         with _map_errors(path, writing=True):
-            if len(data) <= _SMALL_FILE:
-                # No fsync, so no waiting on the disk: on the event loop, like `writer`.
-                self._put(full, data, False, False)
-            else:
-                await _in_write_thread(self._put, full, data, False, False)
+            await _in_write_thread(self._put, full, data, False, False)
 
     async def delete(self, path: str) -> None:
         full = self._resolve(path)
@@ -455,10 +451,10 @@ class FilesystemDriver(Driver):
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         full = self._resolve(path)
         with _map_errors(path, writing=not append):  # resuming a directory: nothing to resume
-            # On the event loop: an open (and, for a fresh writer, a create and a rename:
-            # no data, no fsync) takes microseconds, a thread hop far more while other
-            # uploads keep the loop busy (docs/benchmarks.md, "Small pushes").
-            fd = _open_for_append(full) if append else self._create_in_place(full)
+            if append:
+                fd = await _in_thread(_open_for_append, full, cleanup=os.close)
+            else:
+                fd = await _in_thread(self._create_in_place, full, cleanup=os.close)
             size = os.fstat(fd).st_size
         return _FilesystemWriter(self, path, full, fd, size, created=not append)
 
