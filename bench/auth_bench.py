@@ -88,24 +88,10 @@ def bearer_token(url: str, timeout: float = 30) -> str:
     return token
 
 
-class Ready(Server):
-    """registry_bench's Server, ready when /healthz answers (/v2/ is 401 with auth on)."""
-
-    def start(self) -> None:
-        log = open(self.workdir / f"{self.label}.log", "wb")  # noqa: SIM115
-        import subprocess
-
-        self.process = subprocess.Popen(
-            self.command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.label} did not start")
+def _ready(server: Server) -> Server:
+    """The server, known to be up when /healthz answers (/v2/ is 401 with auth on)."""
+    server.ready_path = "/healthz"
+    return server
 
 
 async def request_rate(
@@ -195,11 +181,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="arca-auth-bench-"))
     config = auth_config(workdir)
     servers = {
-        "auth off": Ready(**vars(arca_server(workdir, "off"))),
-        "auth on": Ready(**vars(arca_server(workdir, "on", {"ARCA_CONFIG": str(config)}))),
+        "auth off": _ready(arca_server(workdir, "off")),
+        "auth on": _ready(arca_server(workdir, "on", {"ARCA_CONFIG": str(config)})),
     }
     if arguments.control:
-        servers["auth off (2)"] = Ready(**vars(arca_server(workdir, "off2")))
+        servers["auth off (2)"] = _ready(arca_server(workdir, "off2"))
     basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     blob = os.urandom(4096)
     results: dict[str, dict[str, list[Run]]] = {}

@@ -25,16 +25,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 from auth_bench import PASSWORD, USER, auth_config, bearer_token, seed
 from registry_bench import (
     OCI_MANIFEST,
     free_port,
     sha256,
 )
+from servers import answers
 
 
 class Callgrind:
@@ -53,14 +52,8 @@ class Callgrind:
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
         )
         self.dumps = 0
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(1)
-        raise RuntimeError(f"{label} did not start under valgrind")
+        if not answers(f"{self.url}/healthz", seconds=600, timeout=5, pause=1):
+            raise RuntimeError(f"{label} did not start under valgrind")
 
     def control(self, option: str) -> None:
         subprocess.run(

@@ -39,6 +39,18 @@ def wait_for_port(port: int, seconds: float = 60) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def answers(url: str, seconds: float, timeout: float = 1, pause: float = 0.1) -> bool:
+    """Whether `url` answers 200 within `seconds` (asked until it does)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=timeout).status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(pause)
+    return False
+
+
 @dataclass
 class Server:
     """One server process; up once `GET /v2/` answers 200. Its output goes to
@@ -52,20 +64,16 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     storage: Path | None = None
     """arca's filesystem storage, when it has one."""
+    ready_path: str = "/v2/"
+    """What answers 200 once the server is up (`/healthz` with auth on: /v2/ is 401)."""
 
     def start(self) -> None:
         log = open(self.workdir / f"{self.label}.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
             self.command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.label} did not start; see {self.workdir / self.label}.log")
+        if not answers(f"{self.url}{self.ready_path}", seconds=60):
+            raise RuntimeError(f"{self.label} did not start; see {self.workdir / self.label}.log")
 
     def stop(self) -> None:
         if self.process is not None:
