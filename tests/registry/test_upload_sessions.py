@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from arca.config import Settings
-from arca.errors import BlobUploadUnknown
+from arca.errors import BlobUploadUnknown, DigestInvalid
 from arca.formats.digest import Blake3Hasher, Digest
 from arca.registry.registry import Registry
 from arca.registry.upload_sessions import Blake3Cache, SessionLocks
+from arca.registry.uploads import BLOCK_SIZE
 from arca.storage.drivers.memory import MemoryDriver
 
 pytestmark = pytest.mark.anyio
@@ -105,3 +106,38 @@ def test_the_blake3_cache_resumes_only_at_the_offset_it_has_seen_and_stays_bound
         cache.keep(name, 0, Blake3Hasher())
     assert len(cache) == 2
     assert cache.digest("s2", 0) is None  # the least recently used went
+
+
+async def test_blocks_spanning_requests_hash_to_the_right_digests_and_a_wrong_one_is_refused() -> (
+    None
+):
+    """Bodies regrouped into BLOCK_SIZE blocks, both digests of a block in one hop: a
+    blob of several blocks sent in odd-sized pieces over two PATCHes and a closing PUT
+    gets its sha256 and blake3 right; the same bytes closed under a wrong digest are
+    refused and leave nothing visible."""
+    data = bytes(range(251)) * (2 * BLOCK_SIZE // 251 + 3)
+
+    async def pieces(part: bytes, size: int = 777_777) -> AsyncIterator[bytes]:
+        for start in range(0, len(part), size):
+            yield part[start : start + size]
+
+    registry = Registry(MemoryDriver(), Settings())
+    uploads = registry.uploads
+    cut, end = BLOCK_SIZE + 12_345, len(data) - 1000
+    session = await uploads.start("app")
+    await uploads.append("app", session.session_id, pieces(data[:cut]), start=0)
+    await uploads.append("app", session.session_id, pieces(data[cut:end]), start=cut)
+    digest = Digest.of(data)
+    await uploads.finish("app", session.session_id, digest, pieces(data[end:]), start=end)
+    meta = await registry.blobs.recorded_meta(digest)
+    assert meta is not None
+    assert meta.size == len(data)
+    assert meta.blake3 == Digest.of(data, "blake3")
+
+    wrong = await uploads.start("app")
+    await uploads.append("app", wrong.session_id, pieces(data[:-1]))
+    with pytest.raises(DigestInvalid):
+        await uploads.finish("app", wrong.session_id, Digest.of(b"not it"))
+    assert not await registry.blobs.is_linked("app", Digest.of(b"not it"))
+    assert not await registry.blobs.exists_anywhere(Digest.of(data[:-1]))
+    assert [sid async for sid, _ in uploads.book.open()] == []

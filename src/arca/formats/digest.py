@@ -10,7 +10,6 @@ rehashes itself where libcrypto is not usable, and for sha512.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -112,8 +111,10 @@ class _HashlibHasher:
 class Blake3Hasher:
     def __init__(self) -> None:
         self.algorithm = "blake3"
-        # max_threads: blake3 hashes big updates on several cores and frees the GIL.
-        self._hasher = _blake3.blake3(max_threads=_blake3.blake3.AUTO)
+        # One thread (no max_threads): it still frees the GIL on big updates, and its
+        # worker pool's hand-offs (sched_yield, futex) cost more than they saved on 2
+        # cores under concurrent pushes (docs/benchmarks.md, "fourth round").
+        self._hasher = _blake3.blake3()
 
     def update(self, data: bytes) -> None:
         self._hasher.update(data)
@@ -151,13 +152,6 @@ class MultiHasher:
     def update(self, data: bytes) -> None:
         for hasher in self.hashers:
             hasher.update(data)
-        self.size += len(data)
-
-    async def update_in_threads(self, data: bytes) -> None:
-        """`update`, each hasher in a thread of its own: sha256 (OpenSSL) and blake3
-        both release the GIL, so they run side by side and beside the event loop
-        (uploads hash every received block this way, while it is being written)."""
-        await asyncio.gather(*(asyncio.to_thread(hasher.update, data) for hasher in self.hashers))
         self.size += len(data)
 
     def digests(self) -> dict[str, Digest]:

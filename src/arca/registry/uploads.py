@@ -53,6 +53,10 @@ if TYPE_CHECKING:
 from arca.storage import layout
 from arca.storage.driver import CHUNK_SIZE, Driver, FileWriter, InvalidOffset, PathNotFound
 
+BLOCK_SIZE = 2 * CHUNK_SIZE
+"""What a received request body is regrouped into for hashing and storing: each block
+costs two thread hops (hash, write), so a 4 MiB layer is one block, not two."""
+
 
 @dataclass(frozen=True, slots=True)
 class UploadStatus:
@@ -467,7 +471,10 @@ def _sha256_of(state: SessionState) -> Digest:
 
 
 async def _hash(hashers: tuple[ResumableHasher | Blake3Hasher, ...], block: bytes) -> None:
-    await MultiHasher(hashers).update_in_threads(block)
+    """Both digests of `block` in one thread hop: a hop costs (futex, GIL hand-offs,
+    docs/benchmarks.md "fourth round") more than running the two side by side saves,
+    and the block's write runs beside it anyway."""
+    await asyncio.to_thread(MultiHasher(hashers).update, block)
 
 
 async def _limited(body: AsyncIterator[bytes], room: int, limit: int) -> AsyncIterator[bytes]:
@@ -484,7 +491,7 @@ def range_header(offset: int) -> str:
 
 
 async def _blocks(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Regroup a request's small chunks into CHUNK_SIZE blocks for storage and hashing.
+    """Regroup a request's small chunks into BLOCK_SIZE blocks for storage and hashing.
 
     Chunks are gathered and joined once: every copy of a byte costs, and a growing
     bytearray copied into bytes (for rehashes) would copy each byte twice.
@@ -492,12 +499,12 @@ async def _blocks(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     pieces: list[bytes] = []
     size = 0
     async for chunk in body:
-        if not pieces and len(chunk) >= CHUNK_SIZE:
+        if not pieces and len(chunk) >= BLOCK_SIZE:
             yield chunk
             continue
         pieces.append(chunk)
         size += len(chunk)
-        if size >= CHUNK_SIZE:
+        if size >= BLOCK_SIZE:
             yield b"".join(pieces)
             pieces, size = [], 0
     if pieces:
