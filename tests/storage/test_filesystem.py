@@ -262,11 +262,12 @@ async def test_deleting_a_prefix_while_objects_are_created_under_it_never_fails(
 
 
 async def test_concurrent_puts_in_one_directory_share_directory_fsyncs(
-    driver: FilesystemDriver, root: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Group commit: 16 puts into one directory at once cost fewer directory fsyncs
-    than puts, and each put returns only after a directory fsync that began after its
-    rename (so its name is durable, as when every put fsynced alone)."""
+    """With sync = "file", group commit of directory fsyncs: 16 puts into one
+    directory at once cost fewer directory fsyncs than puts, and each put returns only
+    after a directory fsync that began after its rename (so its name is durable, as
+    when every put fsynced alone)."""
     import threading
     import time
 
@@ -295,6 +296,7 @@ async def test_concurrent_puts_in_one_directory_share_directory_fsyncs(
 
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(filesystem, "_fsync_directory", fsync_directory)
+    driver = FilesystemDriver(str(root), sync="file")
     await driver.put("shared/first", b"x")  # the directory exists before the race
     fsyncs.clear()
 
@@ -639,10 +641,11 @@ async def test_an_unsynced_put_fsyncs_nothing_and_a_put_still_fsyncs_file_and_di
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`put_unsynced` (upload session state) skips the fsyncs, not the temporary file
-    and rename: a reader still sees the old or the new object, never a part."""
+    and rename: a reader still sees the old or the new object, never a part (sync =
+    "file"; the group commit's syncfs is tested below)."""
     from arca.storage.drivers import filesystem
 
-    driver = FilesystemDriver(str(tmp_path))
+    driver = FilesystemDriver(str(tmp_path), sync="file")
     await driver.put("uploads/exists/keep", b"x")
     calls: list[str] = []
     real_fsync, real_directory = os.fsync, filesystem._fsync_directory
@@ -700,3 +703,114 @@ async def test_a_small_blob_starts_its_writeback_before_its_second_block_is_writ
     await writer.write(block)
     await writer.commit()
     assert (tmp_path / "uploads/u/data").read_bytes() == block * 2
+
+
+async def test_concurrent_puts_share_syncfs_calls_and_if_absent_has_one_winner(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit (sync = "group"): 40 puts at once, new directories and existing
+    ones, and 8 create-only puts of one path, cost far fewer syncfs than puts; all land
+    whole, exactly one create-only put wins, and none is answered before a syncfs
+    that began after its rename ended."""
+    import threading
+
+    from arca.storage.drivers import filesystem
+
+    if not filesystem.SYNCFS_AVAILABLE:
+        pytest.skip("no syncfs")
+    driver = FilesystemDriver(str(root), sync="group")
+    await driver.put("shared/first", b"x")
+    lock = threading.Lock()
+    clock = [0]
+    syncs: list[tuple[int, int]] = []
+    renamed: dict[str, int] = {}
+    real_syncfs, real_replace, real_rename = filesystem._syncfs, os.replace, os.rename
+
+    def tick() -> int:
+        with lock:
+            clock[0] += 1
+            return clock[0]
+
+    def syncfs(fd: int) -> None:
+        began = tick()
+        real_syncfs(fd)
+        syncs.append((began, tick()))
+
+    def replace(source: str, destination: str) -> None:
+        real_replace(source, destination)
+        renamed[destination] = tick()
+
+    def rename(source: str, destination: str) -> None:
+        real_rename(source, destination)
+        renamed[destination] = tick()
+
+    monkeypatch.setattr(filesystem, "_syncfs", syncfs)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "rename", rename)
+
+    async def put(path: str, data: bytes, if_absent: bool = False) -> tuple[str, int | None]:
+        try:
+            await driver.put(path, data, if_absent=if_absent)
+        except AlreadyExists:
+            return path, None
+        return path, tick()
+
+    paths = [f"shared/o{n}" for n in range(20)] + [f"new/t{n}/current/link" for n in range(20)]
+    answers = await asyncio.gather(
+        *(put(path, path.encode()) for path in paths),
+        *(put("once/link", b"%d" % n, if_absent=True) for n in range(8)),
+    )
+    assert len(syncs) < 20, syncs
+    for path in paths:
+        assert await driver.get(path) == path.encode()
+    winners = [answer for path, answer in answers if path == "once/link" and answer is not None]
+    assert len(winners) == 1
+    assert await driver.get("once/link") in {b"%d" % n for n in range(8)}
+    for path, answered in answers[:20]:
+        full = os.path.join(os.path.realpath(root), path)
+        assert answered is not None
+        assert any(renamed[full] < began and ended < answered for began, ended in syncs), path
+    assert [name async for name in driver.list("new")] == sorted(f"t{n}" for n in range(20))
+    leftovers = [p for p in root.rglob("*") if p.name.endswith("~")]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("failing", [1, 2])
+async def test_a_failed_syncfs_fails_every_put_of_its_batch(
+    root: Path, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    """syncfs reports the filesystem's writeback errors: every put of that batch fails
+    (StorageError); after a failed first syncfs no new object is visible and no
+    temporary file is left; after a failed second one the client is told to retry."""
+    import errno
+
+    from arca.storage.driver import StorageError
+    from arca.storage.drivers import filesystem
+
+    if not filesystem.SYNCFS_AVAILABLE:
+        pytest.skip("no syncfs")
+    driver = FilesystemDriver(str(root), sync="group")
+    await driver.put("d/old", b"old")
+    calls = [0]
+
+    def syncfs(fd: int) -> None:
+        calls[0] += 1
+        if calls[0] == failing:
+            raise OSError(errno.EIO, "syncfs: Input/output error")
+
+    monkeypatch.setattr(filesystem, "_syncfs", syncfs)
+    paths = ["d/old", "d/a", "e/f/g"] + [f"d/n{n}" for n in range(5)]
+    results = await asyncio.gather(
+        *(driver.put(path, b"new") for path in paths), return_exceptions=True
+    )
+    assert calls[0] >= failing
+    failed = [r for r in results if isinstance(r, StorageError)]
+    assert failed, results
+    if failing == 1 and len(failed) == len(results):
+        assert await driver.get("d/old") == b"old"
+        assert not await driver.exists("d/a")
+        assert not await driver.exists("e/f/g")
+        assert [p for p in root.rglob("*") if p.name.endswith("~")] == []
+    monkeypatch.undo()
+    await driver.put("d/a", b"again")  # and the next batch works
+    assert await driver.get("d/a") == b"again"

@@ -23,6 +23,7 @@ import asyncio
 import bisect
 import builtins
 import contextlib
+import ctypes
 import errno
 import fcntl
 import functools
@@ -31,13 +32,15 @@ import queue
 import secrets
 import shutil
 import stat
+import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 from arca.storage.driver import (
     CHUNK_SIZE,
@@ -171,9 +174,159 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
 _small_writes = _WriteThreads(_WRITE_THREADS)
 
 
+def _find_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_libc_syncfs = _find_syncfs()
+SYNCFS_AVAILABLE = _libc_syncfs is not None
+
+
+def _syncfs(fd: int) -> None:
+    """Flush the whole filesystem holding `fd`; raises its writeback error (Linux >= 5.8
+    reports errors since the descriptor was opened)."""
+    assert _libc_syncfs is not None
+    if _libc_syncfs(fd) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"syncfs: {os.strerror(number)}")
+
+
+class _Commit:
+    """One durable `put` waiting for the committer."""
+
+    __slots__ = (
+        *("data", "driver", "full", "future", "if_absent", "loop", "missing"),
+        *("outcome", "seen", "staged", "temporary"),
+    )
+
+    def __init__(
+        self,
+        driver: FilesystemDriver,
+        full: str,
+        data: bytes,
+        if_absent: bool,
+        missing: str | None,
+        seen: bool,
+    ) -> None:
+        self.driver, self.full, self.data, self.if_absent = driver, full, data, if_absent
+        self.missing, self.seen = missing, seen
+        self.temporary: str | None = None
+        self.staged: tuple[str, str, str] | None = None  # staging, its final name, the file
+        self.outcome: tuple[bool, Any] | None = None
+        self.loop: asyncio.AbstractEventLoop
+        self.future: asyncio.Future[None]
+
+
+class _GroupCommitter:
+    """Group commit of durable small `put`s, on one thread: a put joins the next batch,
+    which is everything queued when the committer becomes free (no timer).
+
+    A batch: phase 1 writes every temporary file (and staging directory); one
+    `syncfs` of the root's filesystem makes them durable; phase 2 renames / links
+    them into place; a second `syncfs` makes the names durable; then every caller is
+    answered, one `call_soon_threadsafe` per event loop. So what a reader can see was
+    durable before it became visible, and nothing is acknowledged before its name is
+    durable: the guarantee of fsync-before-rename, for two syncfs per batch instead of
+    ~2.5 fsyncs per object. A failed first syncfs fails every put of the batch (their
+    temporaries removed, nothing renamed); a failed second one fails them all too,
+    though their objects may be visible: the client retries (a put is idempotent).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Commit] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def submit(self, commit: _Commit) -> asyncio.Future[None]:
+        commit.loop = asyncio.get_running_loop()
+        commit.future = commit.loop.create_future()
+        self._queue.put(commit)
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    self._started = True
+                    threading.Thread(target=self._run, name="arca-commit", daemon=True).start()
+        return commit.future
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                _commit_batch(batch)
+            except BaseException as error:  # never leave a caller waiting
+                for commit in batch:
+                    if commit.outcome is None:
+                        commit.outcome = (False, error)
+            _answer(batch)
+            del batch
+
+
+def _commit_batch(batch: builtins.list[_Commit]) -> None:
+    for commit in batch:
+        try:
+            commit.driver._stage(commit)
+        except BaseException as error:
+            commit.outcome = (False, error)
+    live = [commit for commit in batch if commit.outcome is None]
+    if not live:
+        return
+    try:
+        for fd in {commit.driver._root_fd for commit in live}:
+            _syncfs(fd)
+    except OSError as error:
+        for commit in live:
+            commit.driver._unstage(commit)
+            commit.outcome = (False, OSError(error.errno, f"{error.strerror} (before renames)"))
+        return
+    for commit in live:
+        try:
+            commit.driver._publish(commit)
+            commit.outcome = (True, None)
+        except BaseException as error:
+            commit.outcome = (False, error)
+    done = [commit for commit in live if commit.outcome == (True, None)]
+    try:
+        for fd in {commit.driver._root_fd for commit in done}:
+            _syncfs(fd)
+    except OSError as error:
+        for commit in done:
+            commit.outcome = (False, OSError(error.errno, f"{error.strerror} (after renames)"))
+
+
+def _answer(batch: builtins.list[_Commit]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, builtins.list[tuple[Any, Any]]] = {}
+    for commit in batch:
+        by_loop.setdefault(commit.loop, []).append((commit.future, commit.outcome))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_settle_all, answers)
+
+
+def _settle_all(answers: builtins.list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:
+    for future, outcome in answers:
+        _settle(future, outcome)
+
+
+_committer = _GroupCommitter()
+
+
 def _after_fork() -> None:
-    global _small_writes
+    global _small_writes, _committer
     _small_writes = _WriteThreads(_WRITE_THREADS)  # a forked child has none of the threads
+    _committer = _GroupCommitter()
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -253,20 +406,36 @@ def _map_errors(path: str, *, writing: bool = False) -> Iterator[None]:
 class FilesystemOptions(DriverOptions):
     root: str = "./data"
     fsync: bool = True
+    sync: str = "group" if SYNCFS_AVAILABLE else "file"
 
     def __post_init__(self) -> None:
         if not self.root:
             raise OptionError("root", "must name a directory")
+        if self.sync not in ("group", "file"):
+            raise OptionError("sync", 'must be "group" or "file"')
+        if self.sync == "group" and not SYNCFS_AVAILABLE:
+            raise OptionError("sync", '"group" needs syncfs (Linux)')
 
 
 class FilesystemDriver(Driver):
     name = "filesystem"
     options_type = FilesystemOptions
 
-    def __init__(self, root: str, fsync: bool = True) -> None:
+    def __init__(
+        self, root: str, fsync: bool = True, sync: Literal["group", "file"] | str | None = None
+    ) -> None:
         """`fsync=False` trades durability for write speed: after a power cut, objects
-        written shortly before may be empty or missing (docs/storage.md)."""
+        written shortly before may be empty or missing (docs/storage.md). `sync`: how
+        a durable `put` is made durable: "group" (default where syncfs exists) commits
+        concurrent puts together with two syncfs of the root's filesystem per batch
+        (`_GroupCommitter`), "file" fsyncs each file and directory."""
         self._durable = fsync
+        if sync is None:
+            sync = "group" if SYNCFS_AVAILABLE else "file"
+        if sync not in ("group", "file") or (sync == "group" and not SYNCFS_AVAILABLE):
+            raise OptionError("sync", 'must be "group" (needs syncfs) or "file"')
+        self._group = fsync and sync == "group"
+        self._root_fd = -1
         self._directories = _DirectorySyncs()
         self._listings: OrderedDict[str, tuple[tuple[int, ...], tuple[str, ...]]] = OrderedDict()
         """Big directories' sorted names by real path, with the stat they were listed at."""
@@ -282,6 +451,12 @@ class FilesystemDriver(Driver):
             raise OptionError("root", f"{root!r} cannot be created: {error.strerror}") from None
         self._root = os.path.realpath(root)
         self._inside = os.path.join(self._root, "")  # "<root>/": what every real path starts with
+        if self._group:
+            self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            weakref.finalize(self, _close_quietly, self._root_fd)
+
+    async def close(self) -> None:
+        pass  # the root's descriptor is closed with the driver (queued puts still use it)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -420,6 +595,11 @@ class FilesystemDriver(Driver):
     async def put(self, path: str, data: bytes, *, if_absent: bool = False) -> None:
         full, seen, missing = self._lookup(path)
         with _map_errors(path, writing=True):
+            if self._group:
+                await _committer.submit(
+                    _Commit(self, full, data, if_absent, missing, seen is not None)
+                )
+                return
             await _in_write_thread(
                 self._put, full, data, if_absent, True, missing, seen is not None
             )
@@ -635,15 +815,39 @@ class FilesystemDriver(Driver):
         worst a hidden directory that no listing shows). `missing` is a directory on
         the way to `full` that the caller just found missing.
         """
+        staged = self._stage_new_directory(full, data, missing, durable)
+        if staged is None:
+            return False
+        staging, final, _ = staged
+        try:
+            os.rename(staging, final)
+        except FileNotFoundError:
+            shutil.rmtree(staging, ignore_errors=True)
+            return False
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                return False  # made by another request meanwhile (or a file is there)
+            raise
+        if durable:
+            self._sync_directory(os.path.dirname(final))
+        return True
+
+    def _stage_new_directory(
+        self, full: str, data: bytes, missing: str, durable: bool
+    ) -> tuple[str, str, str] | None:
+        """The hidden staging directory of `_put_in_new_directory` with the object
+        inside (fsynced if `durable`): (staging, the name to rename it to, the object's
+        file in it); None where the usual path must write (see there)."""
         base = os.path.dirname(missing)
         while not os.path.isdir(base):
             parent = os.path.dirname(base)
             if parent == base or not parent.startswith(self._root):
-                return False
+                return None
             base = parent
         top, _, rest = os.path.relpath(full, base).partition(os.sep)
         if not rest or top in (".", ".."):
-            return False
+            return None
         staging = os.path.join(base, f".{secrets.token_hex(8)}.dir~")
         try:
             os.mkdir(staging)
@@ -665,20 +869,87 @@ class FilesystemDriver(Driver):
                     if inner == staging:
                         break
                     inner = os.path.dirname(inner)
-            os.rename(staging, os.path.join(base, top))
         except FileNotFoundError:
             # `base` was pruned, or a prefix delete above took our staging directory:
             # the usual path makes the directories again.
             shutil.rmtree(staging, ignore_errors=True)
-            return False
-        except OSError as error:
+            return None
+        except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
-            if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-                return False  # made by another request meanwhile (or a file is there)
             raise
-        if durable:
-            self._sync_directory(base)
-        return True
+        return staging, os.path.join(base, top), os.path.join(staging, rest)
+
+    def _stage(self, commit: _Commit) -> None:
+        """Phase 1 of a group commit: the object's bytes in a temporary file (or in a
+        staging directory, for new directories), not yet durable nor visible."""
+        full = commit.full
+        directory = os.path.dirname(full)
+        missing = commit.missing
+        if missing is None and not commit.seen:
+            missing = None if os.path.isdir(directory) else directory
+        elif missing == full:
+            missing = None
+        if missing is not None:
+            commit.staged = self._stage_new_directory(full, commit.data, missing, False)
+            if commit.staged is not None:
+                return
+        fd, commit.temporary = self._create_temporary(directory)
+        try:
+            _write_all(fd, commit.data)
+        except BaseException:
+            os.close(fd)
+            self._unstage(commit)
+            raise
+        os.close(fd)
+
+    def _unstage(self, commit: _Commit) -> None:
+        if commit.temporary is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(commit.temporary)
+            commit.temporary = None
+        if commit.staged is not None:
+            shutil.rmtree(commit.staged[0], ignore_errors=True)
+            commit.staged = None
+
+    def _publish(self, commit: _Commit) -> None:
+        """Phase 2: the durable temporary (or staging directory) renamed into place; a
+        lost race renames the staged, durable file into the directories that exist."""
+        full, if_absent = commit.full, commit.if_absent
+        place = os.link if if_absent else os.replace
+        if commit.staged is not None:
+            staging, final, inner = commit.staged
+            try:
+                os.rename(staging, final)
+                commit.staged = None
+                return
+            except OSError as error:
+                if error.errno not in (
+                    errno.ENOTEMPTY,
+                    errno.EEXIST,
+                    errno.ENOTDIR,
+                    errno.EISDIR,
+                    errno.ENOENT,
+                ):
+                    raise
+            try:
+                if os.path.exists(inner):
+                    self._with_parents(os.path.dirname(full), lambda: place(inner, full))
+                    return
+            finally:
+                self._unstage(commit)
+            self._put(full, commit.data, if_absent)  # taken by a prefix delete: alone
+            return
+        temporary = commit.temporary
+        assert temporary is not None
+        try:
+            place(temporary, full)
+        except FileNotFoundError:
+            if os.path.exists(temporary):
+                raise
+            commit.temporary = None
+            self._put(full, commit.data, if_absent)  # taken by a prefix delete: alone
+        finally:
+            self._unstage(commit)
 
     def _create_in_place(self, full: str) -> int:
         """A new, empty file at `full` (replacing any), open for appending."""
@@ -1041,6 +1312,11 @@ def _write_all(fd: int, data: bytes | bytearray, writeback: int | None = None) -
         view = view[written:]
     if writeback is not None:
         start_writeback(fd, writeback)
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def _fsync_directory(directory: str) -> None:
