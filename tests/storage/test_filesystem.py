@@ -814,3 +814,74 @@ async def test_a_failed_syncfs_fails_every_put_of_its_batch(
     monkeypatch.undo()
     await driver.put("d/a", b"again")  # and the next batch works
     assert await driver.get("d/a") == b"again"
+
+
+_CRASHING_CHILD = """
+import asyncio, os, signal, sys
+from arca.storage.drivers import filesystem
+from arca.storage.drivers.filesystem import FilesystemDriver
+
+root, kill_at = sys.argv[1], int(sys.argv[2])
+calls = [0]
+real = filesystem._syncfs
+
+def syncfs(fd):
+    calls[0] += 1
+    if calls[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(fd)
+
+async def main():
+    driver = FilesystemDriver(root, sync="group")
+    for n in range(3):  # acknowledged before the crash (two syncfs each)
+        await driver.put(f"acked/o{n}", b"acked %d" % n)
+        print(f"acked/o{n}", flush=True)
+    filesystem._syncfs = syncfs
+    await asyncio.gather(
+        *(driver.put(f"batch/o{n}", b"whole %d" % n) for n in range(8)),
+        *(driver.put(f"new/t{n}/current/link", b"whole t%d" % n) for n in range(4)),
+    )
+    print("not killed", flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2])
+async def test_a_process_killed_in_a_batch_keeps_acknowledged_objects_and_no_half_ones(
+    tmp_path: Path, kill_at: int
+) -> None:
+    """SIGKILL at the batch's first syncfs (temporaries written, nothing renamed) or at
+    its second (renamed, not yet acknowledged): after restart every acknowledged object
+    is there whole, what is visible of the batch is whole, and no temporary is listed."""
+    import subprocess
+
+    from arca.storage.drivers import filesystem
+
+    if not filesystem.SYNCFS_AVAILABLE:
+        pytest.skip("no syncfs")
+    root = tmp_path / "root"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.run(
+        [sys.executable, "-c", _CRASHING_CHILD, str(root), str(kill_at)],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert child.returncode == -9, child.stderr
+    acked = child.stdout.decode().split()
+    assert acked == ["acked/o0", "acked/o1", "acked/o2"]
+    driver = FilesystemDriver(str(root))
+    for n, path in enumerate(acked):
+        assert await driver.get(path) == b"acked %d" % n
+    seen: list[str] = []
+    for prefix in ("batch", "new"):
+        seen += [info.path async for info in driver.walk(prefix)]
+    for path in seen:
+        name = path.rsplit("/", 1)[-1] if path.startswith("batch") else path.split("/")[1]
+        assert (await driver.get(path)) == b"whole " + name.lstrip("o").encode(), path
+    if kill_at == 1:
+        assert seen == []  # nothing renamed before the first syncfs
+    tags = [name async for name in driver.list("new")]
+    assert all(not name.endswith("~") for name in tags)
+    assert sorted(tags) == sorted(path.split("/")[1] for path in seen if path.startswith("new/"))
