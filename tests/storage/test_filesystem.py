@@ -781,8 +781,11 @@ async def test_a_failed_syncfs_fails_every_put_of_its_batch(
 ) -> None:
     """syncfs reports the filesystem's writeback errors: every put of that batch fails
     (StorageError); after a failed first syncfs no new object is visible and no
-    temporary file is left; after a failed second one the client is told to retry."""
+    temporary file is left; after a failed second one the client is told to retry.
+    A first put holds the committer in its syncfs while the others queue, so they all
+    make the next batch, the one that fails."""
     import errno
+    import threading
 
     from arca.storage.driver import StorageError
     from arca.storage.drivers import filesystem
@@ -791,22 +794,35 @@ async def test_a_failed_syncfs_fails_every_put_of_its_batch(
         pytest.skip("no syncfs")
     driver = FilesystemDriver(str(root), sync="group")
     await driver.put("d/old", b"old")
+    real_syncfs = filesystem._syncfs
     calls = [0]
+    holding, release = threading.Event(), threading.Event()
 
     def syncfs(fd: int) -> None:
         calls[0] += 1
-        if calls[0] == failing:
+        if calls[0] == 1:  # the gate put's batch: wait until the others are queued
+            holding.set()
+            release.wait(10)
+        if calls[0] == 2 + failing:
             raise OSError(errno.EIO, "syncfs: Input/output error")
+        real_syncfs(fd)
 
     monkeypatch.setattr(filesystem, "_syncfs", syncfs)
+    gate = asyncio.ensure_future(driver.put("gate", b"g"))
+    assert await asyncio.to_thread(holding.wait, 10)
     paths = ["d/old", "d/a", "e/f/g"] + [f"d/n{n}" for n in range(5)]
-    results = await asyncio.gather(
-        *(driver.put(path, b"new") for path in paths), return_exceptions=True
-    )
-    assert calls[0] >= failing
-    failed = [r for r in results if isinstance(r, StorageError)]
-    assert failed, results
-    if failing == 1 and len(failed) == len(results):
+    puts = asyncio.gather(*(driver.put(path, b"new") for path in paths), return_exceptions=True)
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if filesystem._committer._queue.qsize() == len(paths):
+            break
+    assert filesystem._committer._queue.qsize() == len(paths)
+    release.set()
+    await gate
+    results = await puts
+    assert calls[0] == 2 + failing
+    assert all(isinstance(r, StorageError) for r in results), results
+    if failing == 1:
         assert await driver.get("d/old") == b"old"
         assert not await driver.exists("d/a")
         assert not await driver.exists("e/f/g")
