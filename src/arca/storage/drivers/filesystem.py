@@ -405,19 +405,28 @@ def _map_errors(path: str, *, writing: bool = False) -> Iterator[None]:
         raise StorageError(f"{path}: {exc}") from exc
 
 
+_DEFAULT_SYNC = "group" if SYNCFS_AVAILABLE else "file"
+
+
+def _check_sync(sync: str) -> str:
+    """The `sync` setting, refused unless "file" or (where syncfs exists) "group"."""
+    if sync not in ("group", "file"):
+        raise OptionError("sync", 'must be "group" or "file"')
+    if sync == "group" and not SYNCFS_AVAILABLE:
+        raise OptionError("sync", '"group" needs syncfs (Linux)')
+    return sync
+
+
 @dataclass(frozen=True)
 class FilesystemOptions(DriverOptions):
     root: str = "./data"
     fsync: bool = True
-    sync: str = "group" if SYNCFS_AVAILABLE else "file"
+    sync: str = _DEFAULT_SYNC
 
     def __post_init__(self) -> None:
         if not self.root:
             raise OptionError("root", "must name a directory")
-        if self.sync not in ("group", "file"):
-            raise OptionError("sync", 'must be "group" or "file"')
-        if self.sync == "group" and not SYNCFS_AVAILABLE:
-            raise OptionError("sync", '"group" needs syncfs (Linux)')
+        _check_sync(self.sync)
 
 
 class FilesystemDriver(Driver):
@@ -433,11 +442,7 @@ class FilesystemDriver(Driver):
         concurrent puts together with two syncfs of the root's filesystem per batch
         (`_GroupCommitter`), "file" fsyncs each file and directory."""
         self._durable = fsync
-        if sync is None:
-            sync = "group" if SYNCFS_AVAILABLE else "file"
-        if sync not in ("group", "file") or (sync == "group" and not SYNCFS_AVAILABLE):
-            raise OptionError("sync", 'must be "group" (needs syncfs) or "file"')
-        self._group = fsync and sync == "group"
+        self._group = fsync and _check_sync(_DEFAULT_SYNC if sync is None else sync) == "group"
         self._root_fd = -1
         self._directories = _DirectorySyncs()
         self._listings: OrderedDict[str, tuple[tuple[int, ...], tuple[str, ...]]] = OrderedDict()
@@ -771,10 +776,7 @@ class FilesystemDriver(Driver):
         (a concurrent create or prune), which the paths below handle as before."""
         durable = synced and self._durable
         directory = os.path.dirname(full)
-        if missing is None and not seen:  # not known: look
-            missing = None if os.path.isdir(directory) else directory
-        elif missing == full:
-            missing = None  # the object was missing, not its directory
+        missing = _missing_directory(full, missing, seen)
         if missing is not None and self._put_in_new_directory(full, data, missing, durable):
             return
         for attempt in range(_RETRIES + 1):
@@ -887,11 +889,7 @@ class FilesystemDriver(Driver):
         staging directory, for new directories), not yet durable nor visible."""
         full = commit.full
         directory = os.path.dirname(full)
-        missing = commit.missing
-        if missing is None and not commit.seen:
-            missing = None if os.path.isdir(directory) else directory
-        elif missing == full:
-            missing = None
+        missing = _missing_directory(full, commit.missing, commit.seen)
         if missing is not None:
             commit.staged = self._stage_new_directory(full, commit.data, missing, False)
             if commit.staged is not None:
@@ -1309,6 +1307,16 @@ def _read_to_end(fd: int, size: int) -> bytes:
     while more := os.pread(fd, CHUNK_SIZE, len(data)):
         data += more
     return data
+
+
+def _missing_directory(full: str, missing: str | None, seen: bool) -> str | None:
+    """The first missing directory on the way to `full`, from what the root check saw
+    (`_lookup`: the first missing component, or that the object was there), looking
+    only when it saw neither; None when the object's directory exists."""
+    if missing is None and not seen:  # not known: look
+        directory = os.path.dirname(full)
+        return None if os.path.isdir(directory) else directory
+    return None if missing == full else missing  # the object missing, not its directory
 
 
 def _write_all(fd: int, data: bytes | bytearray, writeback: int | None = None) -> None:
