@@ -56,7 +56,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from servers import Server, arca_server, free_port
+from servers import Server, arca_server, drop_large_files, free_port
 
 MiB = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -786,8 +786,11 @@ def main() -> None:
                     server.stop()
                 for row, value in figures.items():
                     results[variant.label].setdefault(row, []).append(value)
-                shutil.rmtree(workdir / f"{variant.label}-{round_}-data", ignore_errors=True)
-                shutil.rmtree(workdir / f"reference-{round_}-data", ignore_errors=True)
+                # The small files stay until the end: deleting them now would slow
+                # the next server's file creation (servers.drop_large_files).
+                for data in (f"{variant.label}-{round_}-data", f"reference-{round_}-data"):
+                    if (workdir / data).is_dir():
+                        drop_large_files(workdir / data)
         machine = hash_rates(sizes.big_mib)
         load = os.getloadavg()
         print(

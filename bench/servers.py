@@ -20,6 +20,27 @@ from pathlib import Path
 import httpx
 
 
+def drop_large_files(directory: Path, at_least: int = 1 << 20) -> None:
+    """Delete the files of `directory` of `at_least` bytes, leaving the small ones (and
+    the tree) for the bench's final cleanup.
+
+    Between servers a bench frees the disk a finished run filled, but not its
+    thousands of small files: ext4 does not reuse an inode freed in the last minute
+    (up to six while its inode-table block is dirty), and every file or directory
+    created meanwhile in the same block group first steps over each of them
+    (`recently_deleted` in `find_inode_bit`). Removing a 2,000-PUT tree halved the
+    tag-PUT rate of the next server; four in a row took it from 220 to 87 PUT/s
+    (docs/benchmarks.md, "Fifth round"). So whichever server ran after a deletion was
+    measured against the bench's own rm -rf.
+    """
+    for path in directory.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_size >= at_least:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -32,19 +32,19 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
-def measure(src: Path, seconds: float) -> tuple[float, float, float]:
-    """PUTs per second and user / system milliseconds of server CPU per PUT."""
-    with tempfile.TemporaryDirectory() as workdir:
-        server = arca_server(Path(workdir), env={"PYTHONPATH": str(src)})
-        server.start()
-        try:
-            assert server.process is not None
-            tag_puts(server.url, 2, False)  # warm: imports, caches, directories
-            user0, system0 = cpu_seconds(server.process.pid)
-            rate = tag_puts(server.url, seconds, False)
-            user1, system1 = cpu_seconds(server.process.pid)
-        finally:
-            server.stop()
+def measure(src: Path, seconds: float, workdir: Path) -> tuple[float, float, float]:
+    """PUTs per second and user / system milliseconds of server CPU per PUT, on new
+    storage in `workdir` (kept until the end: servers.drop_large_files says why)."""
+    server = arca_server(Path(tempfile.mkdtemp(dir=workdir)), env={"PYTHONPATH": str(src)})
+    server.start()
+    try:
+        assert server.process is not None
+        tag_puts(server.url, 2, False)  # warm: imports, caches, directories
+        user0, system0 = cpu_seconds(server.process.pid)
+        rate = tag_puts(server.url, seconds, False)
+        user1, system1 = cpu_seconds(server.process.pid)
+    finally:
+        server.stop()
     puts = rate * seconds
     return rate, 1000 * (user1 - user0) / puts, 1000 * (system1 - system0) / puts
 
@@ -58,11 +58,12 @@ def main() -> None:
     sources = args.src or [Path(__file__).resolve().parent.parent / "src"]
     print("| src | round | PUT/s | user ms per PUT | system ms per PUT | load |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for round_ in range(1, args.rounds + 1):
-        for src in sources:
-            rate, user, system = measure(src.resolve(), args.seconds)
-            load = os.getloadavg()[0]
-            print(f"| {src} | {round_} | {rate:.0f} | {user:.2f} | {system:.2f} | {load:.1f} |")
+    with tempfile.TemporaryDirectory(prefix="arca-tag-put-cpu-") as workdir:
+        for round_ in range(1, args.rounds + 1):
+            for src in sources:
+                rate, user, system = measure(src.resolve(), args.seconds, Path(workdir))
+                load = os.getloadavg()[0]
+                print(f"| {src} | {round_} | {rate:.0f} | {user:.2f} | {system:.2f} | {load:.1f} |")
 
 
 if __name__ == "__main__":
