@@ -901,3 +901,75 @@ async def test_a_process_killed_in_a_batch_keeps_acknowledged_objects_and_no_hal
     tags = [name async for name in driver.list("new")]
     assert all(not name.endswith("~") for name in tags)
     assert sorted(tags) == sorted(path.split("/")[1] for path in seen if path.startswith("new/"))
+
+
+_RACING_PROCESS = """
+import asyncio, json, sys
+from arca.storage.driver import AlreadyExists
+from arca.storage.drivers.filesystem import FilesystemDriver
+
+root, me, names = sys.argv[1], sys.argv[2], int(sys.argv[3])
+big = me.encode() * (100 * 1024 // len(me))  # over the inline-staging size: the committer stages it
+
+async def create(driver, n):
+    try:
+        await driver.put(f"once/o{n}", b"created by " + me.encode(), if_absent=True)
+    except AlreadyExists:
+        return None
+    return n
+
+async def main():
+    driver = FilesystemDriver(root, sync="group")
+    won = await asyncio.gather(
+        *(create(driver, n) for n in range(names)),
+        *(driver.put(f"shared/o{n}", big) for n in range(names)),
+        *(driver.put(f"new/t{n}/current/link", b"tag by " + me.encode()) for n in range(names)),
+    )
+    print(json.dumps([n for n in won[:names] if n is not None]))
+
+asyncio.run(main())
+"""
+
+
+async def test_processes_group_committing_on_the_same_names_lose_nothing(root: Path) -> None:
+    """Four processes (four committers, as `--workers 4` runs) put the same names at
+    once: create-only puts have exactly one winner per name across processes, whose
+    bytes are stored; overwritten objects (big enough that the committer stages them)
+    and objects in directories made at the same moment end whole, from one process; no
+    temporary or staging directory is left."""
+    import json
+    import subprocess
+
+    from arca.storage.drivers import filesystem
+
+    if not filesystem.SYNCFS_AVAILABLE:
+        pytest.skip("no syncfs")
+    names, processes = 24, [f"p{n}" for n in range(4)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    racing = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACING_PROCESS, str(root), me, str(names)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for me in processes
+    ]
+    winners: dict[int, str] = {}
+    for me, process in zip(processes, racing, strict=True):
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err.decode()
+        for n in json.loads(out):
+            assert n not in winners, f"o{n} created by {winners[n]} and {me}"
+            winners[n] = me
+    assert sorted(winners) == list(range(names))
+    driver = FilesystemDriver(str(root))
+    for n in range(names):
+        assert await driver.get(f"once/o{n}") == b"created by " + winners[n].encode()
+        shared = await driver.get(f"shared/o{n}")
+        assert shared in {me.encode() * (100 * 1024 // len(me)) for me in processes}
+        assert await driver.get(f"new/t{n}/current/link") in {
+            b"tag by " + me.encode() for me in processes
+        }
+    assert [name async for name in driver.list("new")] == sorted(f"t{n}" for n in range(names))
+    assert [p for p in root.rglob("*") if p.name.endswith("~")] == []
