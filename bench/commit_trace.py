@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +31,10 @@ from arca.app import create_app
 from arca.config import Settings
 from arca.storage.drivers import filesystem
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+sys.path.insert(0, str(Path(__file__).parent))
+from registry_bench import OCI_MANIFEST, sha256
+from tags_bench import manifest
+
 phases = dict.fromkeys(("busy", "stage", "syncfs", "publish"), 0.0)
 counts = {"batches": 0, "puts": 0}
 
@@ -81,28 +84,6 @@ def syncfs_floor(directory: str, rounds: int = 200) -> tuple[float, float]:
     return 1000 * statistics.median(idle), 1000 * statistics.median(one)
 
 
-def manifest(config: tuple[str, int], layer: tuple[str, int], note: str) -> bytes:
-    return json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config[0],
-                "size": config[1],
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer[0],
-                    "size": layer[1],
-                }
-            ],
-            "annotations": {"bench.note": note},
-        }
-    ).encode()
-
-
 async def run(root: str, clients: int, seconds: float) -> None:
     app = create_app(Settings(), filesystem.FilesystemDriver(root))
     name = "bench/tagging"
@@ -110,12 +91,10 @@ async def run(root: str, clients: int, seconds: float) -> None:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
-        blobs = []
-        for blob in (b"{}", os.urandom(1024)):
-            digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        config, layer = sha256(b"{}"), sha256(b"layer")  # what tags_bench.manifest names
+        for blob, digest in ((b"{}", config), (b"layer", layer)):
             response = await client.post(f"/v2/{name}/blobs/uploads/?digest={digest}", content=blob)
             response.raise_for_status()
-            blobs.append((digest, len(blob)))
         counter = [0]
         latencies: list[float] = []
 
@@ -126,7 +105,7 @@ async def run(root: str, clients: int, seconds: float) -> None:
                 started = time.perf_counter()
                 response = await client.put(
                     f"/v2/{name}/manifests/{tag}",
-                    content=manifest(blobs[0], blobs[1], tag),
+                    content=manifest(config, layer, counter[0]),
                     headers={"content-type": OCI_MANIFEST},
                 )
                 if response.status_code != 201:
@@ -154,17 +133,13 @@ async def run(root: str, clients: int, seconds: float) -> None:
         f" {counts['puts'] / max(1, counts['batches']):.2f} puts per batch,"
         f" {counts['puts'] / puts:.1f} durable puts per PUT"
     )
-    for phase in ("stage", "syncfs", "publish"):
-        per_put = f"{1000 * phases[phase] / counts['puts']:.3f} ms per put"
-        if phase == "stage" and filesystem._STAGE_INLINE_BYTES > 0:
-            # Small puts stage on the event loop, outside the committer's time.
-            print(
-                f"  {phase}: {per_put}"
-                f" (puts of <= {filesystem._STAGE_INLINE_BYTES} bytes: on the loop)"
-            )
-            continue
+    per_put = {phase: f"{1000 * phases[phase] / counts['puts']:.3f} ms per put" for phase in phases}
+    # Small puts stage on the event loop, outside the committer's time.
+    limit = filesystem._STAGE_INLINE_BYTES
+    print(f"  stage: {per_put['stage']} (puts of <= {limit} bytes: on the loop)")
+    for phase in ("syncfs", "publish"):
         share = f"{100 * phases[phase] / busy:.0f} % of the committer's time" if busy else "-"
-        print(f"  {phase}: {per_put}, {share}")
+        print(f"  {phase}: {per_put[phase]}, {share}")
 
 
 def main() -> None:
